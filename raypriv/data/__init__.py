@@ -1,0 +1,51 @@
+"""Datasets: one entry point, `build_dataset(name, split, ...)`, for every dataset raypriv knows.
+
+Every dataset is a `torch.utils.data.Dataset` of `Sample`s (see `raypriv.data.types`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch.utils.data import Dataset
+
+from raypriv.data.presets import PRESETS, Preset, get_preset
+from raypriv.data.types import SBU_ACTIONS, SBU_PAIRS, SPLITS, Sample, collate
+
+DATASETS = ("sbu",)
+
+__all__ = [
+    "DATASETS", "PRESETS", "Preset", "SBU_ACTIONS", "SBU_PAIRS", "SPLITS", "Sample",
+    "build_dataset", "collate", "get_preset",
+]
+
+
+def build_dataset(
+    name: str,
+    split: str,
+    *,
+    synthetic: bool = False,
+    preset: str | Preset = "laptop",
+    seed: int = 0,
+    root: str | Path | None = None,
+) -> Dataset:
+    """Build dataset `name` ("sbu") for `split` ("train" | "val" | "test").
+
+    synthetic: use the procedurally generated stand-in instead of files on disk.
+    preset: clip size (frames, height, width) and, for the synthetic set, clips per split.
+    seed: draws the synthetic clips' nuisances (position, lighting, noise, speed, ...) and the
+        real set's split assignment; the 13 synthetic identities' appearance does not change with it.
+    root: the real data's folder or `s3://bucket/prefix` (default: $RAYPRIV_SBU_ROOT).
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    preset = get_preset(preset)
+    if synthetic:
+        from raypriv.data.synthetic import SyntheticSBU
+
+        return SyntheticSBU(split, preset=preset, seed=seed)
+    from raypriv.data.sbu import SBUKinect
+
+    return SBUKinect(split, preset=preset, seed=seed, root=root)
