@@ -1,0 +1,112 @@
+"""The degrader f_d: a per-frame image-transformation network (Johnson et al., 2016).
+
+Wu et al. learn f_d as the fully convolutional transformer of Johnson et al.: a 9×9 stem,
+two stride-2 convolutions down, residual blocks, two ×2 up-samplings back and a 9×9 output
+convolution. It is applied frame by frame (T folded into the batch), so one camera can degrade
+a stream without buffering a clip, and its output is squashed to [0, 1] like the input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from raypriv.registry import Registry
+
+_NUM_DOWNSAMPLES = 2  # Johnson et al.'s design; the residual blocks run at 1/4 resolution
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    # GroupNorm, not BatchNorm: the degrader runs on a camera one clip at a time, so its output
+    # must not depend on batch statistics or on train/eval mode.
+    return nn.GroupNorm(math.gcd(8, channels), channels)
+
+
+def _conv_block(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
+        _norm(out_ch),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv_block(channels, channels, 3),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            _norm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class _Upsample(nn.Module):
+    """Nearest ×2 then conv: avoids the checkerboard artefacts of transposed convolutions."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv = _conv_block(in_ch, out_ch, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Degrader(nn.Module):
+    """f_d: clips `[B, C, T, H, W]` (or frames `[B, C, H, W]`) -> same layout with `out_channels`.
+
+    Any H, W ≥ 8 works: stride-2 convolutions round sizes up, so the up-sampled map is at least
+    H×W and is cropped back to exactly the input size.
+    """
+
+    def __init__(
+        self, *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5
+    ) -> None:
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        widths = [width * 2**i for i in range(_NUM_DOWNSAMPLES + 1)]  # e.g. 32, 64, 128
+        self.stem = _conv_block(in_channels, widths[0], 9)
+        self.down = nn.Sequential(*(_conv_block(a, b, 3, stride=2) for a, b in zip(widths, widths[1:])))
+        self.res_blocks = nn.Sequential(*(_ResidualBlock(widths[-1]) for _ in range(num_res_blocks)))
+        self.up = nn.Sequential(*(_Upsample(a, b) for a, b in zip(widths[:0:-1], widths[-2::-1])))
+        self.head = nn.Conv2d(widths[0], out_channels, 9, padding=4)
+
+    def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Degrade independent frames `[N, C, H, W]` -> `[N, out_channels, H, W]` in [0, 1]."""
+        height, width = frames.shape[-2:]
+        x = self.up(self.res_blocks(self.down(self.stem(frames))))
+        return torch.sigmoid(self.head(x[..., :height, :width]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:
+            return self.forward_frames(x)
+        if x.dim() != 5:
+            raise ValueError(f"degrader expects [B, C, T, H, W] or [B, C, H, W], got shape {tuple(x.shape)}")
+        batch, channels, frames, height, width = x.shape
+        flat = x.transpose(1, 2).reshape(batch * frames, channels, height, width)
+        out = self.forward_frames(flat)
+        return out.reshape(batch, frames, self.out_channels, height, width).transpose(1, 2)
+
+
+def build_degrader(
+    *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5
+) -> Degrader:
+    return Degrader(in_channels=in_channels, out_channels=out_channels, width=width, num_res_blocks=num_res_blocks)
+
+
+def register(registry: Registry) -> None:
+    """Add the degrader entries to `registry` (called once by `raypriv.models`)."""
+    family = "johnson"
+    registry.add("degrader_tiny", build_degrader, family=family, tiny=True, width=4, num_res_blocks=1,
+                 description="test-sized f_d (width 4, 1 residual block)")
+    registry.add("degrader_small", build_degrader, family=family, width=16, num_res_blocks=3,
+                 description="half-width f_d for quick sweeps (width 16, 3 residual blocks)")
+    registry.add("degrader_base", build_degrader, family=family, width=32, num_res_blocks=5,
+                 description="f_d as in Wu et al. / Johnson et al. (width 32, 5 residual blocks)")
+    registry.add("degrader_mono", build_degrader, family=family, out_channels=1, width=16, num_res_blocks=3,
+                 description="compact f_d emitting one channel, a third of the bandwidth of RGB")
