@@ -1,0 +1,1 @@
+"""Evaluation: fitting classifiers on (degraded) clips and measuring their accuracy."""

@@ -1,0 +1,108 @@
+"""Fit a classifier on clips to convergence and measure it: the shared helper behind every
+"how much can a fresh model read from these clips?" question (downsampling measurements now,
+attackers of the two-fold evaluation and baselines later).
+
+Clips stay uint8 `[N, 3, T, H, W]` on the CPU until a batch is drawn; `transform` (e.g. a
+degrader or downsampling) runs per batch on the training device.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    val_accuracy: float  # best validation accuracy; the returned model holds those weights
+    epochs: int  # epochs run before early stopping or the cap
+    best_epoch: int
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator | None):
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for lo in range(0, n, batch_size):
+        yield order[lo : lo + batch_size]
+
+
+def _to_input(clips: torch.Tensor, device: torch.device, transform: Transform | None) -> torch.Tensor:
+    x = clips.to(device, non_blocking=True).float().div_(255)
+    return transform(x) if transform is not None else x
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module,
+    clips: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    transform: Transform | None = None,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> float:
+    """Top-1 accuracy of `model` on uint8 clips."""
+    device = device or next(model.parameters()).device
+    model.eval()
+    correct = 0
+    for idx in _batches(len(clips), batch_size, None):
+        logits = model(_to_input(clips[idx], device, transform))
+        correct += (logits.argmax(1).cpu() == labels[idx]).sum().item()
+    return correct / max(1, len(clips))
+
+
+def fit_classifier(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    *,
+    transform: Transform | None = None,
+    epochs: int = 30,
+    patience: int = 6,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: torch.device | None = None,
+) -> FitResult:
+    """Train `model` (in place) with AdamW + cosine schedule, keep the best-validation weights.
+
+    Stops after `patience` epochs without a better validation accuracy, or after `epochs`.
+    """
+    device = device or default_device()
+    model.to(device)
+    generator = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    clips, labels = train
+    best, best_epoch, best_state = -1.0, 0, None
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        for idx in _batches(len(clips), batch_size, generator):
+            if len(idx) < 2:  # BatchNorm cannot train on a single clip
+                continue
+            loss = F.cross_entropy(model(_to_input(clips[idx], device, transform)), labels[idx].to(device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"fit_classifier: loss became {loss.item()} in epoch {epoch}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        sched.step()
+        acc = accuracy(model, *val, transform=transform, device=device)
+        if acc > best:
+            best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
+        if epoch - best_epoch >= patience or best >= 1.0:
+            break
+    model.load_state_dict(best_state)
+    return FitResult(val_accuracy=best, epochs=epoch, best_epoch=best_epoch)
