@@ -28,11 +28,12 @@ def test_identity_survives_the_downsampling_that_kills_the_action():
     # The laptop clip size with half its training clips keeps this test to a few minutes.
     preset = PRESETS["laptop"].with_(clips_per_cell={"train": 3, "val": 1, "test": 2})
     rows = measure_downsampling(preset, (1, 4, 8), epochs=15, patience=4, tasks=("action",))
-    rows += measure_downsampling(preset, (1, 8), epochs=15, patience=4, tasks=("identity",))
+    # Identity is measured where it matters, at 8x; that raw clips give identity away is shown
+    # cheaply in test_synthetic.py (static colour statistics alone) and by bench/downsampling.py.
+    rows += measure_downsampling(preset, (8,), epochs=15, patience=4, tasks=("identity",))
     acc = {(row.factor, row.task): row.test_accuracy for row in rows}
-    # Both tasks are learnable from raw clips by small models (chance: 1/8 and 1/13).
+    # The action is learnable from raw clips by a small 3-D CNN (chance 1/8).
     assert acc[1, "action"] > 0.5
-    assert acc[1, "identity"] > 0.9
     # Action degrades progressively and is near chance at 8x; identity is untouched at 8x.
     assert acc[4, "action"] < acc[1, "action"] - 0.05
     assert acc[8, "action"] < 0.3

@@ -50,6 +50,7 @@ class Appearance:
     shirt: torch.Tensor  # [7, 3]
     trousers: torch.Tensor  # [7, 3]
     skin: torch.Tensor  # [7, 3]
+    hair: torch.Tensor  # [7, 3]
     pattern: torch.Tensor  # [7] int: 0 plain, 1 horizontal, 2 vertical stripes, 3 checks, 4 diagonal
     pattern_contrast: torch.Tensor  # [7]
     height: torch.Tensor  # [7] relative body height
@@ -69,6 +70,8 @@ def make_appearance(appearance_seed: int = DEFAULT_APPEARANCE_SEED) -> Appearanc
         shirt=torch.tensor(shirt, dtype=torch.float32),
         trousers=torch.tensor(trousers, dtype=torch.float32),
         skin=torch.tensor(skin, dtype=torch.float32),
+        hair=torch.tensor([_hsv(rng.uniform(0.0, 0.15), rng.uniform(0.3, 0.8), rng.uniform(0.05, 0.35))
+                           for _ in range(NUM_ACTORS)], dtype=torch.float32),
         pattern=torch.as_tensor(pattern, dtype=torch.int64),
         pattern_contrast=torch.as_tensor(rng.uniform(0.25, 0.45, NUM_ACTORS), dtype=torch.float32),
         height=torch.as_tensor(rng.uniform(0.88, 1.1, NUM_ACTORS), dtype=torch.float32),
@@ -154,7 +157,7 @@ class SyntheticSBU(Dataset):
 # Body proportions in units of body height (the figure is about 0.6 of the frame tall).
 _HIP, _NECK, _HEAD_UP, _HEAD_R = 0.47, 0.80, 0.09, 0.075
 _UPPER_ARM, _FOREARM, _THIGH, _SHIN = 0.19, 0.17, 0.25, 0.24
-_ARM_R, _LEG_R, _TORSO_R, _HAND_R, _OBJECT_R = 0.022, 0.032, 0.085, 0.032, 0.04
+_ARM_R, _LEG_R, _TORSO_R, _HAND_R, _OBJECT_R = 0.022, 0.027, 0.085, 0.032, 0.04
 
 
 def render_clips(
@@ -209,7 +212,7 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
     gap = _lerp(u[:, 7], 0.26, 0.36)  # distance between the two actors
     ground = 0.86 + cam_y
     # Idle sway: small arm and body motion of both actors, independent of the action.
-    sway_amp = _lerp(u[:, 8:10], 0.05, 0.2)  # [n, 2] per actor (left, right)
+    sway_amp = _lerp(u[:, 8:10], 0.05, 0.3)  # [n, 2] per actor (left, right)
     sway_freq = _lerp(u[:, 10:12], 0.5, 2.0)
     sway_phase = u[:, 12:14] * 2 * math.pi
     # Distractor: the passive actor half-raises an arm at a random time in half the clips.
@@ -217,6 +220,10 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
     distract_t0 = _lerp(u[:, 15], 0.0, 0.5)
     distract_angle = _lerp(u[:, 16], 0.5, 1.2)
     drift = _lerp(u[:, 17], -0.04, 0.04)  # both actors drift together (camera pan)
+    # Each actor also shifts on its own by up to as much as an action's step, so how far the
+    # two bodies move (a coarse cue that survives downsampling) is not enough to tell the action;
+    # gait, facing and limbs (fine cues) are.
+    own_drift = _lerp(u[:, 30:32], -0.045, 0.045)  # [n, 2] per actor (left, right)
 
     pair = torch.as_tensor(SBU_PAIRS, dtype=torch.int64)[identities] - 1  # [n, 2] actor ids
     left_id = torch.where(left_first, pair[:, 0], pair[:, 1])
@@ -227,11 +234,11 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
     zeros = torch.zeros(n, t)
     is_ = lambda name: (a == SBU_ACTIONS.index(name)).float()  # noqa: E731
     walk = (is_("approaching") + is_("departing"))
-    step_a = 0.07 * (is_("approaching") - is_("departing")) * tau.clamp(0, 1)  # towards B is +
+    step_a = 0.05 * (is_("approaching") - is_("departing")) * tau.clamp(0, 1)  # towards B is +
     gait = walk * torch.sin(2 * math.pi * 2 * tau) * 0.45
     hug = is_("hugging") * _bump(tau, 0.1, 1.3).where(tau < 0.7, torch.ones_like(tau))
-    step_a = step_a + 0.05 * hug
-    step_b = 0.05 * hug - 0.03 * (is_("pushing") * _bump(tau, 0.35, 1.2) + is_("punching") * _bump(tau, 0.4, 1.0))
+    step_a = step_a + 0.03 * hug
+    step_b = 0.03 * hug - 0.015 * (is_("pushing") * _bump(tau, 0.35, 1.2) + is_("punching") * _bump(tau, 0.4, 1.0))
     facing_away_a = is_("departing").view(n) > 0
 
     # Arm angles: shoulder angle from hanging down (0) towards the other actor (pi/2 = horizontal),
@@ -256,7 +263,7 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
     dis = distract_on.view(n, 1) * _bump((tau - t0) / 0.5, 0.0, 1.0)
     far_sh_b = far_sh_b + dis * distract_angle.view(n, 1)
     far_el_b = far_el_b + dis * 0.8
-    kick_leg_a = 1.1 * kick
+    kick_leg_a = 0.9 * kick
     kick_knee_a = 0.6 * kick * (1 - _bump(tau, 0.4, 0.6))
 
     actors = []
@@ -269,7 +276,7 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
         sway = sway_amp[:, side : side + 1] * torch.sin(
             2 * math.pi * sway_freq[:, side : side + 1] * tt + sway_phase[:, side : side + 1]
         )
-        x0 = 0.5 + drift.view(n, 1) * tt + cam_x.view(n, 1) - facing * gap.view(n, 1) / 2
+        x0 = 0.5 + (drift.view(n, 1) + own_drift[:, side : side + 1]) * tt + cam_x.view(n, 1) - facing * gap.view(n, 1) / 2
         x = x0 + facing * pick(step_a, step_b)
         # A departing actor turns away: its "towards the other" direction flips.
         face_dir = torch.full((n, 1), facing)
@@ -312,6 +319,7 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
             "shirt": app.shirt[actor_id],
             "trousers": app.trousers[actor_id],
             "skin": app.skin[actor_id],
+            "hair": app.hair[actor_id],
         }
         for part, (p0, p1, radius, colour) in _parts(joints):
             cov = _capsule(px, py, p0, p1, radius, scale)  # [n, t, h, w]
@@ -320,7 +328,7 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
                 col = col * (1 + _pattern(px, py, joints, app, actor_id, scale).unsqueeze(1))
             img = img + cov.unsqueeze(1) * (col - img)
             body = torch.maximum(body, cov)
-            if part == "head":
+            if part in ("head", "hair"):
                 face = torch.maximum(face, cov)
     # Exchanged object: in A's near hand until the hand-over, then in B's.
     a_hand, b_hand = actors[0][0]["near_hand"], actors[1][0]["near_hand"]
@@ -355,6 +363,9 @@ def _skeleton(*, x, ground, height, build, face_dir, near_sh, near_el, far_sh, f
     neck = torch.stack([x + face_dir * lean * height, ny.expand_as(x)], -1)
     head = neck + torch.stack([torch.zeros_like(x), -_HEAD_UP * height.expand_as(x)], -1)
     shoulder = neck + torch.stack([torch.zeros_like(x), 0.03 * height.expand_as(x)], -1)
+    # Hair on the back and top of the head: the only thing that shows which way an actor faces.
+    r = _HEAD_R * height.expand_as(x)
+    hair = head + torch.stack([-face_dir * 0.45 * r, -0.35 * r], -1)
 
     def limb(root, angle, flex, l1, l2, flex_sign):
         # angle 0 = hanging straight down, positive swings towards face_dir.
@@ -369,7 +380,7 @@ def _skeleton(*, x, ground, height, build, face_dir, near_sh, near_el, far_sh, f
     front_knee, front_foot = limb(hip, 0.15 + gait + kick, 0.2 * gait.abs() - kick_knee.clamp(max=0), _THIGH, _SHIN, -1.0)
     back_knee, back_foot = limb(hip, -0.15 - gait, 0.2 * gait.abs() + 0.1, _THIGH, _SHIN, -1.0)
     return {
-        "height": height, "build": build, "hip": hip, "neck": neck, "head": head,
+        "height": height, "build": build, "hip": hip, "neck": neck, "head": head, "hair": hair,
         "shoulder": shoulder, "near_elbow": near_elbow, "near_hand": near_hand,
         "far_elbow": far_elbow, "far_hand": far_hand, "front_knee": front_knee,
         "front_foot": front_foot, "back_knee": back_knee, "back_foot": back_foot,
@@ -390,6 +401,7 @@ def _parts(j):
         ("front_shin", (j["front_knee"], j["front_foot"], leg_r, "trousers")),
         ("torso", (j["neck"], j["hip"], _TORSO_R * hgt * build, "shirt")),
         ("head", (j["head"], j["head"], _HEAD_R * hgt, "skin")),
+        ("hair", (j["hair"], j["hair"], 0.75 * _HEAD_R * hgt, "hair")),
         ("near_upper_arm", (j["shoulder"], j["near_elbow"], arm_r, "shirt")),
         ("near_forearm", (j["near_elbow"], j["near_hand"], arm_r, "shirt")),
         ("near_hand", (j["near_hand"], j["near_hand"], _HAND_R * hgt, "skin")),

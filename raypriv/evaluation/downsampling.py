@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -35,13 +36,17 @@ def measure_downsampling(
     factors: tuple[int, ...] = (1, 2, 4, 8, 16),
     *,
     action_model: str = "c3d_lite",
-    identity_model: str = "smallcnn_d2_w16",
+    identity_model: str = "smallcnn_d3_w16",
     epochs: int = 25,
     patience: int = 6,
     seed: int = 0,
     tasks: tuple[str, ...] = ("action", "identity"),
+    on_row: Callable[[DownsamplingRow], None] | None = None,
 ) -> list[DownsamplingRow]:
-    """Train and test one fresh model per (factor, task) on the synthetic SBU set."""
+    """Train and test one fresh model per (factor, task) on the synthetic SBU set.
+
+    `on_row` is called with each row as soon as it is measured (progress for long runs).
+    """
     device = default_device()
     data = {split: build_dataset("sbu", split, synthetic=True, preset=preset, seed=seed) for split in SPLITS}
     clips = {split: ds.tensors()[0] for split, ds in data.items()}
@@ -64,6 +69,8 @@ def measure_downsampling(
             )
             acc = accuracy(model, clips["test"], labels["test"], transform=transform, device=device)
             rows.append(DownsamplingRow(factor, task, name, acc, 1 / classes, fit.epochs, time.perf_counter() - start))
+            if on_row is not None:
+                on_row(rows[-1])
     return rows
 
 

@@ -152,6 +152,7 @@ _TORCHVISION_ZOO: dict[str, tuple[str, str, dict[str, Any]]] = {
 _SMALL_CNNS: dict[str, tuple[str, int, int, bool, bool]] = {
     "smallcnn_tiny": ("smallcnn", 2, 4, True, True),
     "smallcnn_d2_w16": ("smallcnn", 2, 16, True, False),
+    "smallcnn_d3_w16": ("smallcnn", 3, 16, True, False),
     "smallcnn_d3_w32": ("smallcnn", 3, 32, True, False),
     "smallcnn_d4_w64": ("smallcnn", 4, 64, True, False),
     "plaincnn_d3_w32": ("plaincnn", 3, 32, False, False),
