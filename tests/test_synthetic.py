@@ -168,3 +168,15 @@ def test_presets_are_named_and_validated():
         build_dataset("sbu", "dev", synthetic=True)
     with pytest.raises(ValueError, match="unknown dataset 'kinetics'"):
         build_dataset("kinetics", "train", synthetic=True)
+
+
+def test_rendered_lazily_in_memory_and_never_written_to_disk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ds = build_dataset("sbu", "test", synthetic=True, preset=TINY)
+    assert ds._clips is None  # building the dataset renders nothing
+    assert len(ds) == 104 and ds.actions.shape == (104,)  # labels need no rendering
+    assert ds._clips is None
+    ds[0]
+    assert ds._clips is not None
+    assert list(tmp_path.iterdir()) == []
