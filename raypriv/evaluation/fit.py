@@ -9,6 +9,7 @@ degrader or downsampling) runs per batch on the training device.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -28,6 +29,33 @@ class FitResult:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def frozen(module: nn.Module) -> Transform:
+    """`module` as a per-batch transform that is neither trained nor tracked by autograd."""
+    module.eval()
+
+    def transform(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return transform
+
+
+def step(loss: torch.Tensor, optimizers: list[torch.optim.Optimizer], where: str) -> float:
+    """One gradient step of `loss` on every optimizer; a non-finite loss stops the run, naming `where`.
+
+    Every update in raypriv (classifier fitting, each phase of Algorithm 1) goes through here.
+    """
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss became {value} in {where}")
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    return value
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None):
@@ -92,12 +120,8 @@ def fit_classifier(
         for idx in _batches(len(clips), batch_size, generator):
             if len(idx) < 2:  # BatchNorm cannot train on a single clip
                 continue
-            loss = F.cross_entropy(model(_to_input(clips[idx], device, transform)), labels[idx].to(device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"fit_classifier: loss became {loss.item()} in epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            logits = model(_to_input(clips[idx], device, transform))
+            step(F.cross_entropy(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
         sched.step()
         acc = accuracy(model, *val, transform=transform, device=device)
         if acc > best:

@@ -1,0 +1,52 @@
+"""The run config schema and the shipped search-space YAMLs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raypriv.config import ConfigError, RunConfig, load_run_config
+
+SPACES = sorted(Path("search_spaces").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_every_shipped_yaml_and_profile_loads(path):
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("# raypriv "), "a search space starts with the command that runs it"
+    import yaml
+
+    for profile in [None, *yaml.safe_load(path.read_text())["profiles"]]:
+        assert isinstance(load_run_config(path, profile), RunConfig)
+
+
+def test_overrides_are_typed_and_dotted():
+    cfg = load_run_config("search_spaces/sbu.yaml", "quick", ("adversarial.gamma=0.5", "budget.count=6"))
+    assert cfg.adversarial.gamma == 0.5 and cfg.budget.count == 6
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("adversarial.gama=1", "adversarial.gama: Extra inputs are not permitted"),
+        ("adversarial.gamma=-1", "adversarial.gamma: Input should be greater than or equal to 0"),
+        ("budget.count=many", "budget.count: Input should be a valid integer"),
+        ("models.degrader=unet", "unknown degrader model 'unet'; registered degrader models: degrader_base"),
+        ("budget.families=[vit]", "unknown budget families ['vit']"),
+        ("adversarial.privacy_loss=kl", "adversarial.privacy_loss: Input should be 'neg_entropy' or 'uniform_ce'"),
+        ("gamma", "override 'gamma' must look like key=value"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_allowed_values(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_run_config("search_spaces/sbu.yaml", "smoke", (override,))
+    assert message in str(err.value)
+    assert "search_spaces/sbu.yaml" in str(err.value) or "override" in str(err.value)
+
+
+def test_unknown_profile_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown profile 'huge'; profiles: smoke, quick, full"):
+        load_run_config("search_spaces/sbu.yaml", "huge")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_run_config(tmp_path / "nope.yaml")
