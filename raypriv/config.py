@@ -110,6 +110,17 @@ class RunConfig(_Frozen):
     evaluation: EvaluationConfig = EvaluationConfig()
 
 
+# Short names for the knobs a user turns most; `--set gamma=2` means `--set adversarial.gamma=2`.
+ALIASES = {
+    "gamma": "adversarial.gamma",
+    "alpha": "adversarial.alpha",
+    "iterations": "adversarial.iterations",
+    "restart_every": "adversarial.restart_every",
+    "privacy_loss": "adversarial.privacy_loss",
+    "M": "budget.count",
+}
+
+
 class ConfigError(ValueError):
     """A config file or override is wrong; the message names the file, the key and what is allowed."""
 
@@ -135,7 +146,8 @@ def load_run_config(path: str | Path, profile: str | None = None, overrides: tup
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key=value, e.g. adversarial.gamma=2.0")
-        raw = _merge(raw, _nest(key.strip().split("."), yaml.safe_load(value)))
+        key = ALIASES.get(key.strip(), key.strip())
+        raw = _merge(raw, _nest(key.split("."), yaml.safe_load(value)))
     return parse_run_config(raw, source=f"{path}" + (f" (profile {profile})" if profile else ""))
 
 

@@ -50,3 +50,8 @@ def test_unknown_profile_and_missing_file(tmp_path):
         load_run_config("search_spaces/sbu.yaml", "huge")
     with pytest.raises(ConfigError, match="does not exist"):
         load_run_config(tmp_path / "nope.yaml")
+
+
+def test_short_aliases_for_the_main_knobs():
+    cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("gamma=0.25", "M=3", "restart_every=0"))
+    assert (cfg.adversarial.gamma, cfg.budget.count, cfg.adversarial.restart_every) == (0.25, 3, 0)

@@ -153,3 +153,14 @@ def test_unreadable_frame_names_its_path(sbu_root):
     with pytest.raises(ValueError, match="cannot read frame") as excinfo:
         ds[0]
     assert str(broken) in str(excinfo.value)
+
+
+def test_split_tensors_materialises_a_real_split_as_uint8(tmp_path):
+    from raypriv.data import split_tensors
+
+    write_sbu_fixture(tmp_path)
+    ds = build_dataset("sbu", "train", root=tmp_path, preset=PRESET)
+    clips, actions, identities = split_tensors(ds)
+    assert clips.dtype == torch.uint8 and clips.shape == (len(ds), 3, PRESET.frames, PRESET.height, PRESET.width)
+    torch.testing.assert_close(clips[0].float() / 255, ds[0].clip, atol=1 / 255, rtol=0)
+    assert torch.equal(actions, ds.actions) and torch.equal(identities, ds.identities)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from raypriv.data.presets import PRESETS, Preset, get_preset
@@ -16,7 +17,7 @@ DATASETS = ("sbu",)
 
 __all__ = [
     "DATASETS", "PRESETS", "Preset", "SBU_ACTIONS", "SBU_PAIRS", "SPLITS", "Sample",
-    "build_dataset", "collate", "get_preset",
+    "build_dataset", "collate", "get_preset", "split_tensors",
 ]
 
 
@@ -49,3 +50,15 @@ def build_dataset(
     from raypriv.data.sbu import SBUKinect
 
     return SBUKinect(split, preset=preset, seed=seed, root=root)
+
+
+def split_tensors(ds: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A whole split in memory: (uint8 clips `[N, 3, T, H, W]`, actions `[N]`, identities `[N]`).
+
+    Training and evaluation draw batches from these; uint8 keeps a laptop split near 100 MiB.
+    """
+    if hasattr(ds, "tensors"):  # the synthetic set is rendered straight into uint8
+        clips = ds.tensors()[0]
+    else:
+        clips = torch.stack([(ds[i].clip * 255).round_().to(torch.uint8) for i in range(len(ds))])
+    return clips, torch.as_tensor(ds.actions), torch.as_tensor(ds.identities)
