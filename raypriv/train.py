@@ -1,0 +1,118 @@
+"""One training run without Ray: data -> Algorithm 1 -> two-fold evaluation -> files in a folder.
+
+`raypriv train` calls `run_training`; the sweep's Ray Train worker will call the same function.
+Files written to `out_dir`:
+
+- `degrader.pt2`: f_d exported with torch.export (frames `[N, 3, H, W]` in [0, 1] -> `[N, C, H, W]`),
+  loadable with `torch.export.load(path).module()` and nothing but torch;
+- `weights.safetensors`: f_d, f_T and the budget models;
+- `config.yaml`: the resolved run config;
+- `metrics.json`: A_T, A_T fresh, A_B^N, every attacker's accuracy, chance levels, phase step
+  counts, parameter counts and wall times;
+- `samples.png`: raw test frames beside f_d(X).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from raypriv.adversarial.loop import train_adversarial
+from raypriv.config import RunConfig
+from raypriv.data import SPLITS, build_dataset, split_tensors
+from raypriv.evaluation.fit import default_device
+from raypriv.evaluation.two_fold import evaluate_two_fold, select_attackers
+from raypriv.export import export_degrader, save_samples, save_weights
+from raypriv.models import BUDGETS, count_parameters
+
+METRIC_KEYS = (
+    "target_acc", "target_acc_fresh", "privacy_acc", "privacy_per_attacker", "worst_attacker",
+    "chance_target", "chance_privacy", "steps", "degrader_params", "target_params", "seconds",
+    "budget_models", "attackers",
+)
+
+
+def per_frame(frame_module: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Apply an exported per-frame f_d (`[N, 3, H, W] -> [N, C, H, W]`) to clips `[B, 3, T, H, W]`."""
+
+    def transform(clips: torch.Tensor) -> torch.Tensor:
+        b, c, t, h, w = clips.shape
+        with torch.no_grad():
+            out = frame_module(clips.transpose(1, 2).reshape(b * t, c, h, w).cpu())
+        return out.reshape(b, t, *out.shape[1:]).transpose(1, 2).to(clips.device)
+
+    return transform
+
+
+def load_splits(cfg: RunConfig, *, synthetic: bool, root: str | None = None):
+    """split -> (uint8 clips, actions, identities), plus the number of actions and identities."""
+    data = {}
+    for split in SPLITS:
+        ds = build_dataset(cfg.data.dataset, split, synthetic=synthetic, preset=cfg.data.preset,
+                           seed=cfg.data.seed, root=root)
+        data[split] = split_tensors(ds)
+    return data, ds.num_actions, ds.num_identities
+
+
+def run_training(
+    cfg: RunConfig,
+    out_dir: Path,
+    *,
+    synthetic: bool,
+    root: str | None = None,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Train f_d with Algorithm 1, evaluate it two-fold, and write the run's files to `out_dir`."""
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    device = default_device()
+    data, num_actions, num_identities = load_splits(cfg, synthetic=synthetic, root=root)
+    log(f"data: {', '.join(f'{s} {len(v[0])} clips' for s, v in data.items())} ({cfg.data.preset} preset)")
+
+    trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities,
+                                device=device, progress=progress)
+    log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
+
+    budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
+    attackers = list(cfg.evaluation.attackers) if cfg.evaluation.attackers is not None else select_attackers(
+        budget_families, n=cfg.evaluation.num_attackers, seed=cfg.seed)
+    start = time.perf_counter()
+    result = evaluate_two_fold(
+        trained.degrader, data, budget_families=budget_families, attackers=attackers,
+        video_attacker=cfg.evaluation.video_attacker, target_model=trained.target,
+        fresh_target=cfg.models.target, in_channels=trained.degrader.out_channels,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, seed=cfg.seed, device=device,
+        on_result=lambda name, acc: log(f"  attacker {name}: {100 * acc:.1f} %"),
+    )
+    evaluation_seconds = time.perf_counter() - start
+
+    height, width = data["test"][0].shape[-2:]
+    export_degrader(trained.degrader, out_dir / "degrader.pt2", height=height, width=width)
+    save_weights(out_dir / "weights.safetensors", {
+        "degrader": trained.degrader, "target": trained.target,
+        **{f"budget.{i}": b for i, b in enumerate(trained.budgets)},
+    })
+    raw = data["test"][0][:4].float().div(255)
+    with torch.no_grad():
+        degraded = trained.degrader.cpu()(raw)
+    save_samples(raw, degraded, out_dir / "samples.png")
+
+    metrics = {
+        **result.as_dict(),
+        "steps": trained.steps,
+        "degrader_params": count_parameters(trained.degrader),
+        "target_params": count_parameters(trained.target),
+        "budget_models": trained.budget_names,
+        "attackers": attackers + ([cfg.evaluation.video_attacker] if cfg.evaluation.video_attacker else []),
+        "seconds": {**trained.seconds, "evaluation": evaluation_seconds, "total": time.perf_counter() - started},
+        "history": trained.history,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

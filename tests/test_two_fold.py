@@ -1,0 +1,161 @@
+"""The two-fold evaluation protocol and the baselines, on tiny clips and tiny models (seconds)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+import torch.nn as nn
+
+from raypriv.data import PRESETS, SPLITS, build_dataset
+from raypriv.evaluation.baselines import CSV_COLUMNS, _prepare, blank_masked, plot_tradeoff, run_baselines
+from raypriv.evaluation.fit import accuracy
+from raypriv.evaluation.two_fold import evaluate_two_fold, select_attackers
+from raypriv.models import BUDGETS, create_model
+
+TINY = PRESETS["tiny"]
+FAST = dict(video_attacker="c3d_tiny", fresh_target="c3d_tiny", epochs=2, patience=2)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return {s: build_dataset("sbu", s, synthetic=True, preset=TINY, seed=0) for s in SPLITS}
+
+
+@pytest.fixture(scope="module")
+def data(splits):
+    return {s: (ds.tensors()[0], ds.actions, ds.identities) for s, ds in splits.items()}
+
+
+class Zeros(nn.Module):
+    """A degrader that destroys everything: its output carries no information about the clip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x) * self.scale
+
+
+def test_an_attacker_of_a_budget_family_is_refused(data):
+    with pytest.raises(ValueError, match=r"'smallcnn_tiny'.*'smallcnn'"):
+        evaluate_two_fold(None, data, budget_families={"smallcnn"}, attackers=["plaincnn_d3_w32", "smallcnn_tiny"])
+    with pytest.raises(ValueError, match=r"'c3d_tiny'.*'c3d'"):
+        evaluate_two_fold(None, data, budget_families={"c3d"}, attackers=["smallcnn_tiny"], video_attacker="c3d_tiny")
+    with pytest.raises(ValueError, match=r"unknown model families \['mobilenetv2'\]"):
+        evaluate_two_fold(None, data, budget_families={"mobilenetv2"}, attackers=["smallcnn_tiny"])
+    with pytest.raises(ValueError, match="unknown budget model"):
+        evaluate_two_fold(None, data, budget_families=set(), attackers=["no_such_model"])
+
+
+def test_select_attackers_avoids_budget_families_and_spreads_over_families():
+    for budget in ({"mobilenet_v2"}, {"smallcnn", "mobilenet_v3"}, set()):
+        names = select_attackers(budget)
+        families = {BUDGETS.spec(n).family for n in names}
+        assert len(names) == len(set(names)) == 6
+        assert not families & budget
+        assert len(families) >= 3
+        assert any(BUDGETS.spec(n).family in {"smallcnn", "plaincnn"} for n in names)
+        assert not any(BUDGETS.spec(n).tiny for n in names)
+        assert select_attackers(budget) == names  # deterministic
+    default = select_attackers({"mobilenet_v2"})
+    assert any(BUDGETS.spec(n).family == "smallcnn" for n in default)  # a BatchNorm small CNN
+    assert any("arch" in BUDGETS.spec(n).defaults for n in default)  # a torchvision architecture
+    assert len({BUDGETS.spec(n).family for n in select_attackers(set(), n=4, min_families=4)}) == 4
+    assert "smallcnn_tiny" in select_attackers(set(), include_tiny=True)
+    everything_but_two = set(BUDGETS.families()) - {"smallcnn", "resnet"}
+    with pytest.raises(ValueError, match="at least 3 families"):
+        select_attackers(everything_but_two)
+
+
+def test_result_fields_are_consistent(data):
+    seen = []
+    result = evaluate_two_fold(
+        None, data, budget_families={"mobilenet_v2"}, attackers=["smallcnn_tiny", "plaincnn_d3_w32"],
+        on_result=lambda name, acc: seen.append(name), **FAST,
+    )
+    assert set(result.privacy_per_attacker) == {"c3d_tiny", "smallcnn_tiny", "plaincnn_d3_w32"}
+    assert result.privacy_acc == max(result.privacy_per_attacker.values())
+    assert result.privacy_per_attacker[result.worst_attacker] == result.privacy_acc
+    assert result.chance_target == 1 / 8 and result.chance_privacy == 1 / 13
+    for acc in (result.target_acc, result.target_acc_fresh, *result.privacy_per_attacker.values()):
+        assert 0.0 <= acc <= 1.0
+    assert result.target_acc == result.target_acc_fresh  # no jointly trained f_T given
+    assert seen == ["target_fresh", "c3d_tiny", "smallcnn_tiny", "plaincnn_d3_w32"]
+    assert result.seconds > 0
+    assert result.as_dict()["privacy_per_attacker"] == result.privacy_per_attacker
+
+
+def test_a_degrader_that_erases_everything_leaves_attackers_at_the_majority_rate(data):
+    test_clips, test_actions, test_identities = data["test"]
+    majority_identity = test_identities.bincount().max().item() / len(test_identities)
+    majority_action = test_actions.bincount().max().item() / len(test_actions)
+    attacker = dict(budget_families={"mobilenet_v2"}, attackers=["smallcnn_d2_w16"], video_attacker=None,
+                    fresh_target="c3d_tiny")
+    # The control: the same attacker on raw clips reads identity far above the majority rate, so
+    # an evaluator that trained on raw clips by mistake would fail the assertions below.
+    raw = evaluate_two_fold(None, data, epochs=30, patience=30, **attacker)
+    assert raw.privacy_acc > 2 * majority_identity
+
+    degrader = Zeros().train()
+    torch.manual_seed(0)
+    target_model = create_model("target", "c3d_tiny", num_classes=8)
+    result = evaluate_two_fold(degrader, data, target_model=target_model, epochs=30, patience=4, **attacker)
+    for name, acc in result.privacy_per_attacker.items():
+        assert acc <= majority_identity + 1e-9, name
+    assert result.target_acc_fresh <= majority_action + 1e-9
+    expected = accuracy(target_model, test_clips, test_actions, transform=lambda x: torch.zeros_like(x))
+    assert result.target_acc == expected
+    assert degrader.training  # the degrader's mode is restored
+    assert degrader.scale.grad is None  # and nothing flowed back into it
+
+
+def test_degraded_channels_must_match_in_channels(data):
+    with pytest.raises(ValueError, match="in_channels=1"):
+        evaluate_two_fold(None, data, budget_families=set(), attackers=["smallcnn_tiny"], in_channels=1, **FAST)
+
+
+def test_crops_blank_exactly_the_masked_pixels(splits):
+    clips, masks = splits["test"].tensors()
+    for method, channel in (("face_crop", 0), ("body_crop", 1)):
+        out, transform, channels = _prepare(method, clips, masks)
+        assert transform is None and channels == 3 and out.dtype == torch.uint8 and out.shape == clips.shape
+        inside = (masks[:, channel] > 127).unsqueeze(1).expand_as(clips)
+        assert inside.any()
+        assert (out[inside] == 0).all()
+        assert torch.equal(out[~inside], clips[~inside])
+    face, body = (masks[:, i] > 127 for i in (0, 1))
+    assert (face & ~body).sum() < face.sum() * 0.1  # the face is (nearly all) part of the body
+    sil, _, channels = _prepare("silhouette", clips, masks)
+    assert channels == 1 and sil.shape == (clips.shape[0], 1, *clips.shape[2:])
+    assert set(sil.unique().tolist()) == {0, 255}
+    assert torch.equal(sil[:, 0] == 255, body)
+    tiny = torch.full((1, 3, 1, 2, 2), 200, dtype=torch.uint8)
+    mask = torch.tensor([[[[0, 127], [128, 255]]]], dtype=torch.uint8)
+    assert blank_masked(tiny, mask)[0, :, 0].flatten(1).tolist() == [[200, 200, 0, 0]] * 3
+
+
+def test_run_baselines_writes_the_csv_and_the_plot(tmp_path):
+    rows_seen = []
+    rows = run_baselines(
+        TINY, methods=["downsample_s4", "silhouette"], attackers=["smallcnn_tiny"], video_attacker=None,
+        fresh_target="c3d_tiny", epochs=2, patience=2, out_dir=tmp_path, on_row=rows_seen.append,
+    )
+    assert [r.method for r in rows] == ["downsample_s4", "silhouette"] and rows_seen == rows
+    with open(tmp_path / "baselines.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == CSV_COLUMNS
+    assert table[0][:4] == ["method", "target_acc", "target_acc_fresh", "privacy_acc"]
+    assert [line[0] for line in table[1:]] == ["downsample_s4", "silhouette"]
+    assert all(line[4] == "smallcnn_tiny" for line in table[1:])
+    assert (tmp_path / "baselines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="unknown baseline"):
+        run_baselines(TINY, methods=["blur"])
+
+
+def test_plot_tradeoff_takes_learned_degraders_too(tmp_path):
+    points = [("raw", 1.0, 0.9, "raw"), ("downsample_s8", 0.95, 0.3, "downsample"), ("M4", 0.4, 0.85, "adversarial")]
+    path = plot_tradeoff(points, tmp_path / "sub" / "tradeoff.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
