@@ -32,6 +32,13 @@ _set = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                     help="Override a config value, e.g. --set adversarial.gamma=2 or --set M=4 (repeatable).")
 
 
+def _run_options(command):
+    """EXPERIMENT, --synthetic, --root, --profile, --config and --set: what every run command takes."""
+    for option in reversed((_experiment, _synthetic, _root, _profile, _config, _set)):
+        command = option(command)
+    return command
+
+
 @cli.command("data")
 @click.argument("dataset", type=click.Choice(["sbu"]))
 @_synthetic
@@ -95,12 +102,7 @@ def _load_config(experiment: str, config: Path | None, profile: str, overrides: 
 
 
 @cli.command("train")
-@_experiment
-@_synthetic
-@_root
-@_profile
-@_config
-@_set
+@_run_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for degrader.pt2, weights.safetensors, config.yaml, metrics.json, samples.png.")
 def train_command(experiment, synthetic, root, profile, config, overrides, out) -> None:
@@ -120,12 +122,7 @@ def train_command(experiment, synthetic, root, profile, config, overrides, out) 
 
 
 @cli.command("evaluate")
-@_experiment
-@_synthetic
-@_root
-@_profile
-@_config
-@_set
+@_run_options
 @click.option("--degrader", "degrader_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               required=True, help="An exported degrader (degrader.pt2).")
 @click.option("--budget-families", default=None,
@@ -136,31 +133,12 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
     cfg = _load_config(experiment, config, profile, overrides)
     import json
 
-    from raypriv.evaluation.two_fold import evaluate_two_fold, select_attackers
-    from raypriv.export import load_degrader
-    from raypriv.models import BUDGETS
-    from raypriv.train import load_splits, per_frame
+    from raypriv.train import evaluate_exported
 
-    if budget_families is not None:
-        families = {f for f in budget_families.split(",") if f}
-    elif (degrader_path.parent / "metrics.json").exists():
-        names = json.loads((degrader_path.parent / "metrics.json").read_text()).get("budget_models", [])
-        families = {BUDGETS.spec(name).family for name in names}
-    else:
-        families = set()
+    families = None if budget_families is None else {f for f in budget_families.split(",") if f}
     try:
-        degrader = load_degrader(degrader_path)
-        data, _, _ = load_splits(cfg, synthetic=synthetic, root=root)
-        transform = per_frame(degrader)
-        channels = transform(data["test"][0][:1].float().div(255)).shape[1]
-        attackers = list(cfg.evaluation.attackers) if cfg.evaluation.attackers is not None else select_attackers(
-            families, n=cfg.evaluation.num_attackers, seed=cfg.seed)
-        result = evaluate_two_fold(
-            transform, data, budget_families=families, attackers=attackers,
-            video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=channels,
-            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, seed=cfg.seed,
-            on_result=lambda name, acc: click.echo(f"  {name}: {100 * acc:.1f} %"),
-        )
+        result = evaluate_exported(cfg, degrader_path, synthetic=synthetic, root=root, budget_families=families,
+                                   log=click.echo)
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps(result.as_dict(), indent=2))

@@ -49,6 +49,13 @@ def per_frame(frame_module: Callable[[torch.Tensor], torch.Tensor]) -> Callable[
     return transform
 
 
+def _attackers(cfg: RunConfig, budget_families: set[str]) -> list[str]:
+    """The configured attackers, or N chosen from the families f_d never trained against."""
+    if cfg.evaluation.attackers is not None:
+        return list(cfg.evaluation.attackers)
+    return select_attackers(budget_families, n=cfg.evaluation.num_attackers, seed=cfg.seed)
+
+
 def load_splits(cfg: RunConfig, *, synthetic: bool, root: str | None = None):
     """split -> (uint8 clips, actions, identities), plus the number of actions and identities."""
     data = {}
@@ -81,8 +88,7 @@ def run_training(
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
 
     budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
-    attackers = list(cfg.evaluation.attackers) if cfg.evaluation.attackers is not None else select_attackers(
-        budget_families, n=cfg.evaluation.num_attackers, seed=cfg.seed)
+    attackers = _attackers(cfg, budget_families)
     start = time.perf_counter()
     result = evaluate_two_fold(
         trained.degrader, data, budget_families=budget_families, attackers=attackers,
@@ -116,3 +122,35 @@ def run_training(
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def evaluate_exported(
+    cfg: RunConfig,
+    degrader_path: Path,
+    *,
+    synthetic: bool,
+    root: str | None = None,
+    budget_families: set[str] | None = None,
+    log: Callable[[str], None] = print,
+):
+    """Two-fold evaluation of an exported `degrader.pt2` with a fresh f_T and fresh attackers.
+
+    `budget_families` defaults to the families of the budget models listed in the
+    `metrics.json` beside the degrader (none if there is no such file).
+    """
+    from raypriv.export import load_degrader
+
+    if budget_families is None:
+        metrics_path = Path(degrader_path).parent / "metrics.json"
+        names = json.loads(metrics_path.read_text()).get("budget_models", []) if metrics_path.exists() else []
+        budget_families = {BUDGETS.spec(name).family for name in names}
+    transform = per_frame(load_degrader(degrader_path))
+    data, _, _ = load_splits(cfg, synthetic=synthetic, root=root)
+    channels = transform(data["test"][0][:1].float().div(255)).shape[1]
+    attackers = _attackers(cfg, budget_families)
+    return evaluate_two_fold(
+        transform, data, budget_families=budget_families, attackers=attackers,
+        video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=channels,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, seed=cfg.seed,
+        on_result=lambda name, acc: log(f"  {name}: {100 * acc:.1f} %"),
+    )
