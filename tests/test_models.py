@@ -176,3 +176,12 @@ def test_overrides_and_parameter_count() -> None:
     assert count_parameters(wider) > count_parameters(base) > 0
     base.stem.requires_grad_(False)
     assert count_parameters(base, trainable_only=True) < count_parameters(base)
+
+
+@pytest.mark.parametrize("spec", [s for s in ALL_SPECS if s.role == "budget"], ids=_id)
+def test_batchnorm_statistics_converge_in_a_short_fit(spec: ModelSpec) -> None:
+    # torchvision's MobileNetV3 / MNASNet momenta (0.01 / 0.0003) left a fresh model at chance in
+    # eval mode after a short fit; every budget model and attacker must track batch statistics.
+    model = _build(spec)
+    momenta = [m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    assert all(m is None or m >= 0.1 for m in momenta)
