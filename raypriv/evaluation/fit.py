@@ -31,9 +31,10 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def frozen(module: nn.Module) -> Transform:
-    """`module` as a per-batch transform that is neither trained nor tracked by autograd."""
-    module.eval()
+def frozen(module: nn.Module | Transform) -> Transform:
+    """`module` (or any callable) as a per-batch transform that is neither trained nor tracked by autograd."""
+    if isinstance(module, nn.Module):
+        module.eval()
 
     def transform(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from raypriv.data import SPLITS
-from raypriv.evaluation.fit import Transform, accuracy, default_device, fit_classifier
+from raypriv.evaluation.fit import Transform, accuracy, default_device, fit_classifier, frozen
 from raypriv.models import BUDGETS, TARGETS, ModelSpec, create_model, list_models
 from raypriv.models.budget import build_small_cnn, build_torchvision
 
@@ -176,17 +176,6 @@ def _check_families(attackers: list[str], video_attacker: str | None, budget_fam
             )
 
 
-def _frozen_transform(degrader: Degrader | None) -> Transform | None:
-    if degrader is None:
-        return None
-
-    def transform(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return degrader(x)
-
-    return transform
-
-
 def evaluate_two_fold(
     degrader: Degrader | None,
     data: SplitData,
@@ -239,7 +228,7 @@ def evaluate_two_fold(
         if isinstance(module, nn.Module):
             modes[module] = module.training
             module.to(device).eval()
-    transform = _frozen_transform(degrader)
+    transform = frozen(degrader) if degrader is not None else None
     try:
         _check_channels(transform, data["val"][0], in_channels, device)
 
