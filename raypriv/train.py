@@ -77,10 +77,11 @@ def run_training(
 ) -> dict[str, Any]:
     """Train f_d with Algorithm 1, evaluate it two-fold, and write the run's files to `out_dir`."""
     started = time.perf_counter()
+    device = default_device()
+    # Data first: a wrong root fails here, before anything is written to out_dir.
+    data, num_actions, num_identities = load_splits(cfg, synthetic=synthetic, root=root)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    device = default_device()
-    data, num_actions, num_identities = load_splits(cfg, synthetic=synthetic, root=root)
     log(f"data: {', '.join(f'{s} {len(v[0])} clips' for s, v in data.items())} ({cfg.data.preset} preset)")
 
     trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities,

@@ -77,3 +77,15 @@ def test_baselines_write_the_csv_and_the_plot(tmp_path):
     methods = [line.split(",")[0] for line in lines[1:]]
     assert {"raw", "downsample_s2", "downsample_s4", "downsample_s8", "downsample_s16", "face_crop", "body_crop"} <= set(methods)
     assert (tmp_path / "baselines.png").stat().st_size > 0
+
+
+def test_missing_real_data_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAYPRIV_SBU_ROOT", raising=False)
+    out = tmp_path / "run"
+    missing = tmp_path / "no-sbu-here"
+    result = CliRunner().invoke(
+        cli, ["train", "sbu", "--root", str(missing), "--profile", "smoke", "--out", str(out)]
+    )
+    assert result.exit_code != 0
+    assert str(missing) in result.output and "--synthetic" in result.output
+    assert not out.exists()
