@@ -161,8 +161,12 @@ def baselines_command(experiment, synthetic, profile, config, overrides, out) ->
 
     rows = run_baselines(
         cfg.data.preset, seed=cfg.data.seed, attackers=list(cfg.evaluation.attackers or []) or None,
+        video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target,
         epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, out_dir=out,
-        on_row=lambda row: click.echo(str(row)),
+        on_row=lambda row: click.echo(
+            f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  A_B^N {100 * row.privacy_acc:5.1f} % "
+            f"(worst: {row.worst_attacker})"
+        ),
     )
     click.echo(f"{len(rows)} baselines -> {out / 'baselines.csv'}, {out / 'baselines.png'}")
 

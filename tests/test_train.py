@@ -77,6 +77,7 @@ def test_baselines_write_the_csv_and_the_plot(tmp_path):
     methods = [line.split(",")[0] for line in lines[1:]]
     assert {"raw", "downsample_s2", "downsample_s4", "downsample_s8", "downsample_s16", "face_crop", "body_crop"} <= set(methods)
     assert (tmp_path / "baselines.png").stat().st_size > 0
+    assert "raw             A_T" in result.output and "(worst: " in result.output
 
 
 def test_missing_real_data_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
