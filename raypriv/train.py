@@ -74,8 +74,13 @@ def run_training(
     root: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    on_iteration: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
-    """Train f_d with Algorithm 1, evaluate it two-fold, and write the run's files to `out_dir`."""
+    """Train f_d with Algorithm 1, evaluate it two-fold, and write the run's files to `out_dir`.
+
+    `on_iteration(row)` receives every adversarial iteration's metrics (the sweep logs them);
+    without a progress bar, every 10th iteration is also summarised through `log`.
+    """
     started = time.perf_counter()
     device = default_device()
     # Data first: a wrong root fails here, before anything is written to out_dir.
@@ -84,8 +89,17 @@ def run_training(
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     log(f"data: {', '.join(f'{s} {len(v[0])} clips' for s, v in data.items())} ({cfg.data.preset} preset)")
 
+    def iteration(row: dict[str, float]) -> None:
+        if not progress and row["iteration"] % 10 == 0:
+            log(f"iteration {row['iteration']:.0f}: L_T {row['loss_target']:.3f}  L_B {row['loss_privacy']:.3f}  "
+                f"f_T val acc {100 * row['target_val_acc']:.1f} %  f_b train acc {100 * row['budget_train_acc']:.1f} %  "
+                f"({time.perf_counter() - started:.0f} s)")
+        if on_iteration is not None:
+            on_iteration(row)
+
     trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities,
-                                device=device, progress=progress)
+                                device=device, progress=progress, on_iteration=iteration)
+    log(f"pre-training and adversarial phases: {', '.join(f'{k} {v:.0f} s' for k, v in trained.seconds.items())}")
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
 
     budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
@@ -95,7 +109,8 @@ def run_training(
         trained.degrader, data, budget_families=budget_families, attackers=attackers,
         video_attacker=cfg.evaluation.video_attacker, target_model=trained.target,
         fresh_target=cfg.models.target, in_channels=trained.degrader.out_channels,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, seed=cfg.seed, device=device,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
+        train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed, device=device,
         on_result=lambda name, acc: log(f"  attacker {name}: {100 * acc:.1f} %"),
     )
     evaluation_seconds = time.perf_counter() - start
@@ -152,6 +167,7 @@ def evaluate_exported(
     return evaluate_two_fold(
         transform, data, budget_families=budget_families, attackers=attackers,
         video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=channels,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, seed=cfg.seed,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
+        train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed,
         on_result=lambda name, acc: log(f"  {name}: {100 * acc:.1f} %"),
     )

@@ -59,7 +59,7 @@ def _degrader(name: str, seed: int) -> nn.Module:
     return create_model("degrader", name).eval()
 
 
-@pytest.mark.parametrize("name", ["degrader_tiny", "degrader_mono"])
+@pytest.mark.parametrize("name", ["degrader_tiny", "degrader_mono", "degrader_lite_bin"])
 def test_exported_degrader_runs_with_torch_alone_on_other_frame_sizes(tmp_path: Path, name: str) -> None:
     degrader = _degrader(name, seed=0)
     before = {key: value.clone() for key, value in degrader.state_dict().items()}

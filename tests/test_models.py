@@ -81,6 +81,22 @@ def test_degrader_keeps_odd_sizes_and_range(spec: ModelSpec, size: tuple[int, in
     assert out.min() >= 0 and out.max() <= 1
 
 
+@pytest.mark.parametrize("levels", [2, 4])
+def test_quantised_degrader_emits_only_its_levels_and_passes_gradients(levels: int) -> None:
+    from raypriv.models.degrader import build_degrader
+
+    torch.manual_seed(0)
+    model = build_degrader(out_channels=1, width=4, num_res_blocks=1, levels=levels)
+    clip = _clip(frames=2, height=16, width=16)
+    out = model(clip)
+    distance = (out.detach().unsqueeze(-1) - torch.linspace(0, 1, levels)).abs().min(-1).values
+    assert distance.max() < 1e-6
+    out.sum().backward()  # straight-through: the rounding does not cut the gradient
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(ValueError, match="levels"):
+        build_degrader(levels=1)
+
+
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=_id)
 def test_backward_reaches_every_parameter(spec: ModelSpec) -> None:
     model = _build(spec).train()  # batch 2 (x 4 frames for budgets) keeps BatchNorm well defined

@@ -88,6 +88,19 @@ def test_result_fields_are_consistent(data):
     assert result.as_dict()["privacy_per_attacker"] == result.privacy_per_attacker
 
 
+def test_parallel_workers_give_the_same_scores_as_one_process(data):
+    degrader = nn.Conv3d(3, 1, 1)  # a frozen f_d whose outputs are cached once for every model
+    kwargs = dict(budget_families={"mobilenet_v2"}, attackers=["smallcnn_tiny", "plaincnn_d3_w32"],
+                  in_channels=1, train_frames=2, **FAST)
+    serial = evaluate_two_fold(degrader, data, workers=1, **kwargs)
+    seen = []
+    parallel = evaluate_two_fold(degrader, data, workers=2, on_result=lambda name, acc: seen.append(name), **kwargs)
+    assert parallel.privacy_per_attacker == serial.privacy_per_attacker
+    assert list(parallel.privacy_per_attacker) == ["c3d_tiny", "smallcnn_tiny", "plaincnn_d3_w32"]
+    assert parallel.target_acc_fresh == serial.target_acc_fresh
+    assert sorted(seen) == sorted(["target_fresh", "c3d_tiny", "smallcnn_tiny", "plaincnn_d3_w32"])
+
+
 def test_a_degrader_that_erases_everything_leaves_attackers_at_the_majority_rate(data):
     test_clips, test_actions, test_identities = data["test"]
     majority_identity = test_identities.bincount().max().item() / len(test_identities)

@@ -107,16 +107,26 @@ def train_adversarial(
     result = Trained(degrader, target, budgets, budget_names)
     batches = _batches(len(train_clips), min(adv.batch_size, len(train_clips)), generator)
 
-    def clip_batch(idx: torch.Tensor) -> torch.Tensor:
-        return train_clips[idx].to(device).float().div_(255)
+    def clip_batch(idx: torch.Tensor, frames: int | None = None) -> torch.Tensor:
+        clips = train_clips[idx]
+        clips = clips[:, :, _frames(clips.shape[2], frames, generator)]
+        return clips.to(device).float().div_(255)
 
     # 1. f_d starts as (a reconstruction of) the identity map.
     start = time.perf_counter()
     opt_d = torch.optim.Adam(degrader.parameters(), lr=adv.lr_degrader)
     degrader.train()
+    # A quantised f_d reconstructs with its soft (pre-rounding) output: a binary image cannot
+    # approximate grey levels, and the straight-through gradient of one would not find the
+    # reconstruction; rounding the soft reconstruction then starts f_d as a thresholded image.
+    quantised = getattr(degrader, "levels", 0)
+    if quantised:
+        degrader.quantise = False
     for i in range(pre.degrader_steps):
         x = clip_batch(next(batches))
         step(F.l1_loss(degrader(x), _reference(x, channels)), [opt_d], f"degrader reconstruction step {i}")
+    if quantised:
+        degrader.quantise = True
     result.steps["degrader_init"] = pre.degrader_steps
     result.seconds["degrader_init"] = time.perf_counter() - start
 
@@ -130,7 +140,7 @@ def train_adversarial(
     if pre.budget_epochs:
         for budget in budgets:
             fit_classifier(budget, (train_clips, train_ids), (val_clips, val_ids), transform=frozen(degrader),
-                           epochs=pre.budget_epochs, lr=adv.lr_budget, **fit_kwargs)
+                           epochs=pre.budget_epochs, lr=adv.lr_budget, train_frames=adv.budget_frames, **fit_kwargs)
     result.seconds["pretrain"] = time.perf_counter() - start
 
     # 3. The adversarial game.
@@ -156,7 +166,8 @@ def train_adversarial(
         x = clip_batch(idx)
         degraded = degrader(x)
         loss_target = F.cross_entropy(target(degraded), train_actions[idx].to(device))
-        loss_privacy, chosen = privacy_loss([b(degraded) for b in budgets], adv.privacy_loss)
+        seen = degraded[:, :, _frames(degraded.shape[2], adv.budget_frames, generator)]
+        loss_privacy, chosen = privacy_loss([b(seen) for b in budgets], adv.privacy_loss)
         loss_l1 = F.l1_loss(degraded, _reference(x, channels))
         step(loss_target + adv.gamma * loss_privacy + adv.alpha * loss_l1, [opt_d, opt_t],
              f"adversarial update of iteration {it}")
@@ -166,8 +177,10 @@ def train_adversarial(
         row.update(loss_target=loss_target.item(), loss_privacy=loss_privacy.item(), loss_l1=loss_l1.item(),
                    chosen_budget=chosen)
 
-        # b. keep f_T a strong competitor: L_T steps while its validation accuracy <= threshold1.
-        target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+        # b. keep f_T a strong competitor: L_T steps while its validation accuracy <= threshold1
+        # (checked every `target_check_every` iterations; in between the last check stands).
+        if it == 1 or it % adv.target_check_every == 0:
+            target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
         steps_t = 0
         if target_acc <= adv.target_threshold:
             degrader.train()
@@ -185,7 +198,8 @@ def train_adversarial(
             budgets[:] = new_budgets(it // adv.restart_every)
             opt_b = [torch.optim.Adam(b.parameters(), lr=adv.lr_budget) for b in budgets]
         cap = adv.restart_max_steps if restart else adv.budget_max_steps
-        steps_b, budget_acc = _train_budgets(budgets, opt_b, degrader, batches, clip_batch, train_ids, device,
+        steps_b, budget_acc = _train_budgets(budgets, opt_b, degrader, batches,
+                                             lambda idx: clip_batch(idx, adv.budget_frames), train_ids, device,
                                              adv.budget_threshold, cap, f"budget phase of iteration {it}")
         totals["restart" if restart else "budget"] += steps_b
         row.update(budget_train_acc=budget_acc, budget_steps=steps_b, restarted=float(restart))
@@ -217,6 +231,13 @@ def _train_budgets(budgets, optimizers, degrader, batches, clip_batch, identitie
         loss = sum(F.cross_entropy(lg, labels) for lg in logits)
         step(loss, optimizers, where)
     return cap, accuracy_now
+
+
+def _frames(total: int, frames: int | None, generator: torch.Generator) -> torch.Tensor | slice:
+    """Indices of `frames` random frames out of `total` (all frames when None or >= total)."""
+    if frames is None or frames >= total:
+        return slice(None)
+    return torch.randperm(total, generator=generator)[:frames].sort().values
 
 
 def _reference(x: torch.Tensor, channels: int) -> torch.Tensor:

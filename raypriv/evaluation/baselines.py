@@ -99,6 +99,8 @@ def run_baselines(
     budget_families: frozenset[str] | set[str] = frozenset(),
     epochs: int = 25,
     patience: int = 6,
+    train_frames: int | None = None,
+    workers: int = 1,
     device: torch.device | str | None = None,
     out_dir: Path | None = None,
     on_row: Callable[[BaselineRow], None] | None = None,
@@ -125,7 +127,8 @@ def run_baselines(
         result = evaluate_two_fold(
             transform, data, budget_families=set(budget_families), attackers=attackers,
             video_attacker=video_attacker, fresh_target=fresh_target, in_channels=channels,
-            epochs=epochs, patience=patience, seed=seed, device=device,
+            epochs=epochs, patience=patience, train_frames=train_frames, workers=workers, seed=seed,
+            device=device,
         )
         rows.append(BaselineRow(method, _kind(method), result))
         if out_dir is not None:

@@ -66,8 +66,18 @@ def _batches(n: int, batch_size: int, generator: torch.Generator | None):
 
 
 def _to_input(clips: torch.Tensor, device: torch.device, transform: Transform | None) -> torch.Tensor:
-    x = clips.to(device, non_blocking=True).float().div_(255)
+    """uint8 clips (raw frames) -> floats in [0, 1]; float clips (e.g. cached f_d(X)) are taken as they are."""
+    x = clips.to(device, non_blocking=True)
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
     return transform(x) if transform is not None else x
+
+
+def _frame_subset(clips: torch.Tensor, frames: int | None, generator: torch.Generator) -> torch.Tensor:
+    """`frames` random frames of every clip in the batch (all of them when None or >= T)."""
+    if frames is None or frames >= clips.shape[2]:
+        return clips
+    keep = torch.randperm(clips.shape[2], generator=generator)[:frames].sort().values
+    return clips[:, :, keep]
 
 
 @torch.no_grad()
@@ -103,10 +113,13 @@ def fit_classifier(
     batch_size: int = 32,
     seed: int = 0,
     device: torch.device | None = None,
+    train_frames: int | None = None,
 ) -> FitResult:
     """Train `model` (in place) with AdamW + cosine schedule, keep the best-validation weights.
 
     Stops after `patience` epochs without a better validation accuracy, or after `epochs`.
+    `train_frames`: each training batch shows the model only this many random frames of every
+    clip (a frame-averaging model sees different frames each epoch; validation uses all frames).
     """
     device = device or default_device()
     model.to(device)
@@ -121,7 +134,7 @@ def fit_classifier(
         for idx in _batches(len(clips), batch_size, generator):
             if len(idx) < 2:  # BatchNorm cannot train on a single clip
                 continue
-            logits = model(_to_input(clips[idx], device, transform))
+            logits = model(_to_input(_frame_subset(clips[idx], train_frames, generator), device, transform))
             step(F.cross_entropy(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
         sched.step()
         acc = accuracy(model, *val, transform=transform, device=device)

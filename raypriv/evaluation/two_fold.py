@@ -11,8 +11,11 @@
 Besides the frame-averaged 2-D attackers of the budget zoo, a video-level 3-D CNN reads identity
 from the whole clip: on the prototype it was the strongest attacker of all (FACTS.md).
 
-Every model is trained with `raypriv.evaluation.fit.fit_classifier`; the frozen f_d runs per
-batch as its `transform`, so only uint8 raw clips are kept in memory.
+Every model is trained with `raypriv.evaluation.fit.fit_classifier`. The frozen f_d runs once over
+every split and its output is kept as float16 (f_d is deterministic and frozen, so this is the
+same input the attackers would see batch by batch, minus 8 forward passes of f_d per epoch per
+model). Frame-level attackers may train on a few random frames per clip (`train_frames`), which
+cuts their cost without limiting what they can learn: they are tested on every frame.
 """
 
 from __future__ import annotations
@@ -188,8 +191,10 @@ def evaluate_two_fold(
     in_channels: int = 3,
     epochs: int = 25,
     patience: int = 6,
+    train_frames: int | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
+    workers: int = 1,
     on_result: Callable[[str, float], None] | None = None,
 ) -> TwoFoldResult:
     """Run both folds of the protocol on a frozen `degrader` f_d (None: raw frames).
@@ -202,6 +207,9 @@ def evaluate_two_fold(
     video_attacker: a target-registry 3-D CNN trained on identity; counts among the attackers.
     target_model: the f_T trained jointly with f_d; when None, A_T is the fresh f_T's accuracy.
     in_channels: channels of f_d's output (1 for a mono degrader).
+    train_frames: frames per clip each training batch of a frame-level attacker sees (None: all).
+    workers: on the CPU, fit this many models at once in separate processes of one thread each
+        (results do not depend on it: every model is seeded by itself).
     on_result(name, acc): progress, called after every model is tested; the names are the
         attackers' and "target_fresh" / "target" for the two A_T measurements.
 
@@ -231,38 +239,30 @@ def evaluate_two_fold(
     transform = frozen(degrader) if degrader is not None else None
     try:
         _check_channels(transform, data["val"][0], in_channels, device)
-
-        def fit_and_test(role: str, name: str, task: int, num_classes: int) -> float:
-            # Fresh weights; the registry already gives torchvision models a BatchNorm momentum that
-            # converges in a short fit (see raypriv.models.budget.build_torchvision).
-            torch.manual_seed(seed)
-            model = create_model(role, name, num_classes=num_classes, in_channels=in_channels)
-            (train_x, *train_y), (val_x, *val_y), (test_x, *test_y) = (data[s] for s in SPLITS)
-            fit_classifier(
-                model, (train_x, train_y[task]), (val_x, val_y[task]),
-                transform=transform, epochs=epochs, patience=patience, seed=seed, device=device,
-            )
-            return accuracy(model, test_x, test_y[task], transform=transform, device=device)
+        if transform is not None:
+            data = {s: (degrade_split(transform, data[s][0], device), *data[s][1:]) for s in SPLITS}
 
         def report(name: str, acc: float) -> None:
             if on_result is not None:
                 on_result(name, acc)
 
-        target_acc_fresh = fit_and_test("target", fresh_target, 0, num_actions)
-        report("target_fresh", target_acc_fresh)
         if target_model is not None:
             test_x, test_actions, _ = data["test"]
-            target_acc = accuracy(target_model, test_x, test_actions, transform=transform, device=device)
+            target_acc = accuracy(target_model, test_x, test_actions, device=device)
             report("target", target_acc)
-        else:
+        # The fresh f_T, then the video attacker (cheap, and the strongest on the prototype), then
+        # the frame-level attackers; every one trains from scratch, independently of the others.
+        jobs = [_Job("target", fresh_target, 0, num_actions, "target_fresh")]
+        if video_attacker is not None:
+            jobs.append(_Job("target", video_attacker, 1, num_identities, video_attacker))
+        jobs += [_Job("budget", name, 1, num_identities, name) for name in attackers]
+        settings = dict(in_channels=in_channels, epochs=epochs, patience=patience, train_frames=train_frames,
+                        seed=seed, device=str(device))
+        scores = _run_jobs(jobs, data, settings, workers if device.type == "cpu" else 1, report)
+        target_acc_fresh = scores.pop("target_fresh")
+        if target_model is None:
             target_acc = target_acc_fresh
-
-        per_attacker: dict[str, float] = {}
-        # The video attacker first: cheap, and the strongest on the prototype.
-        jobs = ([("target", video_attacker)] if video_attacker is not None else []) + [("budget", a) for a in attackers]
-        for role, name in jobs:
-            per_attacker[name] = fit_and_test(role, name, 1, num_identities)
-            report(name, per_attacker[name])
+        per_attacker = {job.key: scores[job.key] for job in jobs[1:]}  # in job order, not finishing order
     finally:
         for module, was_training in modes.items():
             module.train(was_training)
@@ -278,6 +278,74 @@ def evaluate_two_fold(
         chance_privacy=1 / num_identities,
         seconds=time.perf_counter() - start,
     )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One model of the evaluation: trained from scratch on `task` (0 action, 1 identity)."""
+
+    role: str  # registry: "target" (3-D CNN) or "budget" (frame-level 2-D CNN)
+    name: str
+    task: int
+    num_classes: int
+    key: str  # name of the result ("target_fresh" for the fresh f_T)
+
+
+def _fit_and_test(job: _Job, data: SplitData, *, in_channels: int, epochs: int, patience: int,
+                  train_frames: int | None, seed: int, device: str) -> float:
+    # Fresh weights; the registry already gives torchvision models a BatchNorm momentum that
+    # converges in a short fit (see raypriv.models.budget.build_torchvision).
+    torch.manual_seed(seed)
+    model = create_model(job.role, job.name, num_classes=job.num_classes, in_channels=in_channels)
+    (train_x, *train_y), (val_x, *val_y), (test_x, *test_y) = (data[s] for s in SPLITS)
+    fit_classifier(
+        model, (train_x, train_y[job.task]), (val_x, val_y[job.task]), epochs=epochs, patience=patience,
+        seed=seed, device=torch.device(device), train_frames=train_frames if job.role == "budget" else None,
+    )
+    return accuracy(model, test_x, test_y[job.task], device=torch.device(device))
+
+
+_WORKER: dict = {}  # a worker process's copy of the data and settings
+
+
+def _worker_init(data: SplitData, settings: dict) -> None:
+    torch.set_num_threads(1)  # one process per core: more threads would only contend
+    _WORKER.update(data=data, settings=settings)
+
+
+def _worker_fit(job: _Job) -> float:
+    return _fit_and_test(job, _WORKER["data"], **_WORKER["settings"])
+
+
+def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
+              report: Callable[[str, float], None]) -> dict[str, float]:
+    """Fit every job (in `workers` spawned processes when > 1) and report each score as it lands."""
+    scores: dict[str, float] = {}
+    if workers <= 1 or len(jobs) == 1:
+        for job in jobs:
+            scores[job.key] = _fit_and_test(job, data, **settings)
+            report(job.key, scores[job.key])
+        return scores
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_worker_init,
+                             initargs=(data, settings)) as pool:
+        futures = {pool.submit(_worker_fit, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            scores[job.key] = future.result()
+            report(job.key, scores[job.key])
+    return scores
+
+
+@torch.no_grad()
+def degrade_split(transform: Transform, clips: torch.Tensor, device: torch.device, batch_size: int = 32) -> torch.Tensor:
+    """f_d(clips) for uint8 clips, as float16 on the CPU (the attackers' fixed input)."""
+    out = [transform(clips[lo : lo + batch_size].to(device).float().div_(255)).half().cpu()
+           for lo in range(0, len(clips), batch_size)]
+    return torch.cat(out)
 
 
 def _check_channels(transform: Transform | None, clips: torch.Tensor, in_channels: int, device: torch.device) -> None:

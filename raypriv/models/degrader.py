@@ -65,22 +65,39 @@ class Degrader(nn.Module):
     """
 
     def __init__(
-        self, *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5
+        self, *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5,
+        levels: int = 0, kernel: int = 9, stem_stride: int = 1,
     ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels = in_channels, out_channels
+        if levels == 1 or levels < 0:
+            raise ValueError(f"levels must be 0 (continuous output) or >= 2, got {levels}")
+        self.in_channels, self.out_channels, self.levels = in_channels, out_channels, levels
+        self.quantise = True  # training may switch it off (e.g. reconstruction init); always on in eval
         widths = [width * 2**i for i in range(_NUM_DOWNSAMPLES + 1)]  # e.g. 32, 64, 128
-        self.stem = _conv_block(in_channels, widths[0], 9)
+        # stem_stride 2 runs the whole network at half resolution and up-samples (bilinear) just
+        # before the head: on a CPU the full-resolution layers of a narrow f_d are memory-bound
+        # and cost several times their FLOPs.
+        self.stem_stride = stem_stride
+        self.stem = _conv_block(in_channels, widths[0], kernel, stride=stem_stride)
         self.down = nn.Sequential(*(_conv_block(a, b, 3, stride=2) for a, b in zip(widths, widths[1:])))
         self.res_blocks = nn.Sequential(*(_ResidualBlock(widths[-1]) for _ in range(num_res_blocks)))
         self.up = nn.Sequential(*(_Upsample(a, b) for a, b in zip(widths[:0:-1], widths[-2::-1])))
-        self.head = nn.Conv2d(widths[0], out_channels, 9, padding=4)
+        self.head = nn.Conv2d(widths[0], out_channels, kernel, padding=kernel // 2)
 
     def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Degrade independent frames `[N, C, H, W]` -> `[N, out_channels, H, W]` in [0, 1]."""
         height, width = frames.shape[-2:]
         x = self.up(self.res_blocks(self.down(self.stem(frames))))
-        return torch.sigmoid(self.head(x[..., :height, :width]))
+        if self.stem_stride > 1:
+            x = F.interpolate(x, scale_factor=float(self.stem_stride), mode="bilinear", align_corners=False)
+        out = torch.sigmoid(self.head(x[..., :height, :width]))
+        if self.levels and (self.quantise or not self.training):
+            # Quantise to `levels` grey levels; the straight-through estimator passes the gradient
+            # of the sigmoid. A few levels leave no room for the faint colour and texture residue
+            # that an unquantised f_d keeps while fooling its own budget models (FACTS.md).
+            steps = self.levels - 1
+            out = out + (torch.round(out * steps) / steps - out).detach()
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -94,9 +111,11 @@ class Degrader(nn.Module):
 
 
 def build_degrader(
-    *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5
+    *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5, levels: int = 0,
+    kernel: int = 9, stem_stride: int = 1,
 ) -> Degrader:
-    return Degrader(in_channels=in_channels, out_channels=out_channels, width=width, num_res_blocks=num_res_blocks)
+    return Degrader(in_channels=in_channels, out_channels=out_channels, width=width, num_res_blocks=num_res_blocks,
+                    levels=levels, kernel=kernel, stem_stride=stem_stride)
 
 
 def register(registry: Registry) -> None:
@@ -110,3 +129,17 @@ def register(registry: Registry) -> None:
                  description="f_d as in Wu et al. / Johnson et al. (width 32, 5 residual blocks)")
     registry.add("degrader_mono", build_degrader, family=family, out_channels=1, width=16, num_res_blocks=3,
                  description="compact f_d emitting one channel, a third of the bandwidth of RGB")
+    # Light, one-channel f_d for CPU runs: 5x5 stem and head (the 9x9 ones dominate the cost at
+    # small widths), then either continuous, 4-level or binary output.
+    lite = dict(out_channels=1, width=6, num_res_blocks=1, kernel=5)
+    registry.add("degrader_lite", build_degrader, family=family, **lite,
+                 description="light f_d emitting one continuous channel (width 6, 1 residual block, 5x5 ends)")
+    half = dict(out_channels=1, width=8, num_res_blocks=2, kernel=5, stem_stride=2)
+    registry.add("degrader_half_bin", build_degrader, family=family, **half, levels=2,
+                 description="binary one-channel f_d that works at half resolution (width 8, 2 residual blocks)")
+    registry.add("degrader_half", build_degrader, family=family, **half,
+                 description="degrader_half_bin without quantisation (continuous grey output)")
+    registry.add("degrader_lite_q4", build_degrader, family=family, **lite, levels=4,
+                 description="degrader_lite quantised to 4 grey levels")
+    registry.add("degrader_lite_bin", build_degrader, family=family, **lite, levels=2,
+                 description="degrader_lite quantised to a binary image")
