@@ -152,23 +152,131 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
 @_set
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for baselines.csv and baselines.png.")
-def baselines_command(experiment, synthetic, profile, config, overrides, out) -> None:
+@click.option("--methods", default=None, metavar="NAME,…",
+              help="Comma-separated subset of: raw, downsample_s2, downsample_s4, downsample_s8, downsample_s16, "
+                   "face_crop, body_crop, silhouette (default: all).")
+def baselines_command(experiment, synthetic, profile, config, overrides, out, methods) -> None:
     """The paper's baselines (raw, downsampling, face / body cropping, silhouette) through the two-fold protocol."""
     if not synthetic:
         raise click.ClickException("baselines need the synthetic set's face and body masks: pass --synthetic")
     cfg = _load_config(experiment, config, profile, overrides)
+    from raypriv.adversarial.loop import select_budget_models
     from raypriv.evaluation.baselines import run_baselines
+    from raypriv.models import BUDGETS
 
-    rows = run_baselines(
-        cfg.data.preset, seed=cfg.data.seed, attackers=list(cfg.evaluation.attackers or []) or None,
-        video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, out_dir=out,
-        on_row=lambda row: click.echo(
-            f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  A_B^N {100 * row.privacy_acc:5.1f} % "
-            f"(worst: {row.worst_attacker})"
-        ),
-    )
+    # The attackers a degrader trained with this config would face, so the points compare.
+    families = {BUDGETS.spec(name).family for name in select_budget_models(cfg.budget)}
+    try:
+        rows = run_baselines(
+            cfg.data.preset, seed=cfg.data.seed, methods=methods.split(",") if methods else None,
+            attackers=list(cfg.evaluation.attackers or []) or None,
+            video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
+            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
+                workers=cfg.evaluation.workers,
+            out_dir=out,
+            on_row=lambda row: click.echo(
+                f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  A_B^N {100 * row.privacy_acc:5.1f} % "
+                f"(worst: {row.worst_attacker})"
+            ),
+        )
+    except ValueError as err:  # e.g. an unknown method name
+        raise click.ClickException(str(err)) from None
     click.echo(f"{len(rows)} baselines -> {out / 'baselines.csv'}, {out / 'baselines.png'}")
+
+
+_home = click.option("--home", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Folder of the embedded stores: MLflow sqlite + artifacts, Optuna sqlite, Ray experiment "
+                          "state, reports (default: $RAYPRIV_HOME, else ./.raypriv).")
+_baselines = click.option("--baselines", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                          help="A baselines.csv from `raypriv baselines`, overlaid on pareto.png / pareto.html.")
+
+
+@cli.command("sweep")
+@_run_options
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials in the sweep (default: the profile's).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Trials running at once (default: the profile's); must fit the cluster's CPUs.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray Train workers per trial (default: the profile's; 1 until the loop is data-parallel).")
+@click.option("--sampler", type=click.Choice(["tpe", "nsga2", "random"]), default=None,
+              help="Optuna's multi-objective sampler (default: the profile's, tpe).")
+@click.option("--seed", type=int, default=None, help="The sampler's seed (default: the profile's, 0); part of the sweep id.")
+@click.option("--resume", is_flag=True, help="Continue the sweep with this id (same profile, --set, --sampler, --seed).")
+@_home
+@click.option("--optuna-storage", default=None, metavar="URL",
+              help="Optuna RDB storage URL (default: $RAYPRIV_OPTUNA_STORAGE, else sqlite under --home).")
+@_baselines
+def sweep_command(experiment, synthetic, root, profile, config, overrides, trials, concurrency, workers, sampler, seed,
+                  resume, home, optuna_storage, baselines) -> None:
+    """Search the trade-off: Ray Tune + Optuna (maximise A_T, minimise A_B^N) over Ray Train trials.
+
+    Every trial trains and evaluates one degrader; MLflow gets one parent run per sweep and one child
+    run per trial. With no RAY_ADDRESS a local Ray starts on 127.0.0.1; with no MLFLOW_TRACKING_URI
+    the runs go to a sqlite store under --home. Ends with the Pareto front and where to browse it.
+    """
+    from raypriv.config import ConfigError, load_sweep_config
+
+    settings = {"trials": trials, "concurrency": concurrency, "workers": workers, "sampler": sampler, "seed": seed}
+    try:
+        sweep_cfg = load_sweep_config(_space_path(experiment, config), profile, overrides, settings)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    from raypriv.search.driver import SweepError, run_sweep
+    from raypriv.tracking.store import locations, redact
+
+    where = locations(home, optuna_storage)
+    try:
+        outcome = run_sweep(sweep_cfg, synthetic=synthetic, root=root, locations=where, resume=resume,
+                            baselines=baselines, echo=click.echo)
+    except SweepError as err:
+        raise click.ClickException(str(err)) from None
+    report = outcome.report
+    click.echo(f"\nsweep {outcome.sweep_id}: {len(report.records)} trials, {len(report.complete)} complete "
+               f"({outcome.study_complete} COMPLETE in the Optuna study), {len(outcome.errored)} failed, "
+               f"in {outcome.seconds:.0f} s")
+    if outcome.overhead_seconds:
+        overheads = sorted(outcome.overhead_seconds.values())
+        click.echo(f"Ray + MLflow overhead per trial (trial wall time minus training): median "
+                   f"{overheads[len(overheads) // 2]:.1f} s, max {overheads[-1]:.1f} s")
+    _echo_report(report, list(sweep_cfg.space), where, outcome.sweep_id, sweep_cfg.name)
+    click.echo(f"Optuna:  optuna-dashboard {redact(where.optuna_storage)}   (study {outcome.sweep_id}; "
+               f"pip install optuna-dashboard)")
+    if outcome.interrupted:
+        raise click.ClickException(f"sweep {outcome.sweep_id} was interrupted before all {sweep_cfg.sweep.trials} "
+                                   f"trials ended; the same command with --resume continues it")
+    if outcome.errored:
+        raise click.ClickException(f"{len(outcome.errored)} trial(s) failed: {', '.join(outcome.errored)} "
+                                   f"(their errors are in the Tune output above; Ray Train retried each "
+                                   f"{sweep_cfg.sweep.max_failures} time(s), see sweep.max_failures)")
+
+
+@cli.command("pareto")
+@_experiment
+@click.option("--sweep", "sweep", default=None, metavar="ID", help="Sweep id (default: the latest sweep).")
+@_home
+@_baselines
+def pareto_command(experiment, sweep, home, baselines) -> None:
+    """Rebuild a sweep's Pareto report from MLflow alone and log it on the sweep's parent run."""
+    from raypriv.tracking.report import rebuild_report
+    from raypriv.tracking.store import locations
+
+    where = locations(home)
+    try:
+        report, _ = rebuild_report(experiment, sweep, where, baselines=baselines)
+    except LookupError as err:
+        raise click.ClickException(str(err.args[0])) from None
+    names = sorted({k for r in report.records for k in r.params})
+    _echo_report(report, names, where, report.sweep, experiment)
+
+
+def _echo_report(report, param_names, where, sweep: str, experiment: str) -> None:
+    from raypriv.tracking.report import format_front
+
+    click.echo(f"\nPareto front (A_T up, A_B^N down) over {len(report.complete)} complete full-budget trials:")
+    click.echo(format_front(report, param_names) if report.front else "(no complete trial yet)")
+    click.echo(f"\nReport:  {where.report_dir(sweep)}/pareto.png, pareto.html, pareto.csv, front/*.yaml "
+               f"(also on the MLflow parent run {sweep})")
+    click.echo(f"MLflow:  {where.mlflow_ui_command()}   (experiment {experiment}, parent run {sweep})")
 
 
 def main() -> None:

@@ -1,0 +1,259 @@
+"""`run_sweep`: the Ray Tune driver of a sweep, embedded on one machine or on a cluster.
+
+Order of events, each step failing early and clearly:
+1. real data present (or --synthetic), the sweep id, and whether the sweep is new or resumed;
+2. Ray: `RAY_ADDRESS` set -> connect; else start a local Ray with every service on 127.0.0.1;
+3. the resource-fit check (trials x (Tune function + Train workers) <= cluster CPUs / GPUs);
+4. MLflow: the search space's experiment and the sweep's parent run; Optuna: the sweep's study;
+5. Tune: `NumberedOptunaSearch` (multi-objective: A_T max, A_B^N min), one `run_trial` per trial,
+   a progress table with A_T and A_B^N columns; `--resume` restores the Tune experiment;
+6. the Pareto report, rebuilt from MLflow and logged on the parent run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from raypriv.config import SweepConfig
+from raypriv.search.plan import ResourceError, SweepPlan, check_resources, sweep_id
+from raypriv.tracking.store import Locations, scoped_env
+
+if TYPE_CHECKING:
+    from raypriv.tracking.report import Report
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot start (or resume); the message says why and what to do."""
+
+
+@dataclass
+class SweepOutcome:
+    sweep_id: str
+    locations: Locations
+    report: Report | None
+    errored: list[str] = field(default_factory=list)  # trial names
+    overhead_seconds: dict[str, float] = field(default_factory=dict)  # trial -> wall time minus trainer time
+    trial_seconds: dict[str, float] = field(default_factory=dict)
+    study_complete: int = 0  # COMPLETE trials in the Optuna study
+    interrupted: bool = False  # stopped (Ctrl+C) before every trial ended: --resume continues it
+    seconds: float = 0.0
+
+
+def run_sweep(
+    config: SweepConfig,
+    *,
+    synthetic: bool,
+    root: str | None = None,
+    locations: Locations,
+    resume: bool = False,
+    baselines: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Run (or resume) the sweep `config` and return its Pareto report."""
+    started = time.perf_counter()
+    root = None if synthetic else (root or os.environ.get("RAYPRIV_SBU_ROOT"))
+    if not synthetic:
+        _check_data(config, root)
+    sweep = sweep_id(config, synthetic=synthetic, root=root)
+    tune_path = locations.tune_dir / sweep
+    exists = tune_path.exists() or _study_exists(locations.optuna_storage, sweep)
+    if exists and not resume:
+        raise SweepError(f"sweep {sweep} already exists ({tune_path}); pass --resume to continue it, "
+                         f"or change --seed (or the space) to start another")
+    if resume and not exists:
+        raise SweepError(f"nothing to resume: no sweep {sweep} under {locations.home} (same profile, --set, "
+                         f"--sampler and --seed as the sweep you mean?)")
+    locations.home.mkdir(parents=True, exist_ok=True)
+    echo(f"sweep {sweep}: {config.sweep.trials} trials, {config.sweep.concurrency} at a time, sampler "
+         f"{config.sweep.sampler}, seed {config.sweep.seed} ({config.source})")
+
+    with _ray(echo) as ray:
+        use_gpu = config.sweep.use_gpu if config.sweep.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+        try:
+            check_resources(config, ray.cluster_resources(), use_gpu=use_gpu)
+        except ResourceError as err:
+            raise SweepError(str(err)) from None
+        plan, mlflow_client = _start_tracking(config, sweep, locations, synthetic=synthetic, root=root, use_gpu=use_gpu)
+        results = _tune(plan, locations, resume=resume and tune_path.exists(), echo=echo)
+
+    from raypriv.search.space import study_trials
+    from raypriv.tracking.report import publish_report, report_from_mlflow
+
+    outcome = SweepOutcome(sweep, locations, None)
+    outcome.interrupted = results.num_terminated + results.num_errors < config.sweep.trials
+    for result in results:
+        name = result.path and Path(result.path).name
+        if result.error is not None:
+            outcome.errored.append(name)
+        elif "overhead_seconds" in result.metrics:
+            outcome.overhead_seconds[name] = result.metrics["overhead_seconds"]
+            outcome.trial_seconds[name] = result.metrics["trial_seconds"]
+    _log_overhead(mlflow_client, plan.parent_run_id, outcome)
+    outcome.report = report_from_mlflow(mlflow_client, plan.experiment_id, plan.parent_run_id, sweep,
+                                        locations.report_dir(sweep), baselines=baselines)
+    publish_report(mlflow_client, plan.parent_run_id, outcome.report)
+    status = "KILLED" if outcome.interrupted else "FAILED" if outcome.errored else "FINISHED"
+    mlflow_client.set_terminated(plan.parent_run_id, status=status)
+    outcome.study_complete = sum(1 for t in study_trials(locations.optuna_storage, sweep) if t.state.name == "COMPLETE")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _data_args(synthetic: bool, root: str | None) -> str:
+    return "--synthetic" if synthetic else (f"--root {root}" if root else "")
+
+
+def _check_data(config: SweepConfig, root: str | None) -> None:
+    """Real data must be there before Ray starts (every trial would fail on it otherwise)."""
+    from raypriv.data import build_dataset
+
+    try:
+        build_dataset(config.run.data.dataset, "train", synthetic=False, preset=config.run.data.preset,
+                      seed=config.run.data.seed, root=root)
+    except (FileNotFoundError, ValueError) as err:
+        hint = "" if "--synthetic" in str(err) else "; pass --synthetic to sweep on the embedded stand-in"
+        raise SweepError(f"{err}{hint}") from None
+
+
+def _study_exists(storage: str, sweep: str) -> bool:
+    from raypriv.search.space import study_trials
+
+    return study_trials(storage, sweep) is not None
+
+
+@contextlib.contextmanager
+def _ray(echo: Callable[[str], None]) -> Iterator[object]:
+    """Ray, connected to `RAY_ADDRESS` when set, else a local instance on 127.0.0.1 (stopped after)."""
+    started_here = not os.environ.get("RAY_ADDRESS")
+    if started_here:
+        # Ray binds every service to the routable address on Linux unless this is 0 when Ray is
+        # imported; with it, the local instance listens on 127.0.0.1 only (measured, Ray 2.60).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    if started_here:
+        # The dashboard (on 127.0.0.1) serves the State API, which Ray Train's placement-group cleaner
+        # needs to free a dead trial's workers. One machine has no preemption to watch for, and a
+        # faster controller poll cuts seconds from every TorchTrainer start and stop (measured).
+        port = _free_port()
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port, log_to_driver=True,
+                 logging_level="WARNING", runtime_env={"env_vars": {
+                     "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0", "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}})
+        echo(f"local Ray on {ray.util.get_node_ip_address()}: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
+             f"{ray.cluster_resources().get('GPU', 0):g} GPUs; dashboard http://127.0.0.1:{port}")
+    else:
+        ray.init(logging_level="WARNING")
+        echo(f"Ray cluster at {os.environ['RAY_ADDRESS']}: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
+             f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_tracking(config: SweepConfig, sweep: str, locations: Locations, *, synthetic: bool, root: str | None,
+                    use_gpu: bool):
+    """MLflow experiment + parent run (created or found again) -> the plan every trial receives."""
+    import yaml
+    from mlflow.entities import Param
+
+    from raypriv.tracking.store import client, ensure_experiment, provenance_tags, redact, start_parent
+
+    mlflow_client = client(locations.tracking_uri)
+    experiment_id = ensure_experiment(mlflow_client, config.name, locations.artifact_root)
+    tags = provenance_tags()
+    parent_run_id = start_parent(mlflow_client, experiment_id, sweep, {
+        **tags, "raypriv.optuna_study": sweep, "raypriv.optuna_storage": redact(locations.optuna_storage),
+    })
+    s = config.sweep
+    params = {"experiment": config.name, "profile": config.profile or "", "sampler": s.sampler, "seed": s.seed,
+              "trials": s.trials, "concurrency": s.concurrency, "workers": s.workers,
+              "data_args": _data_args(synthetic, root), "source": config.source}
+    mlflow_client.log_batch(parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    mlflow_client.log_text(parent_run_id, yaml.safe_dump(
+        {name: p.model_dump(mode="json") for name, p in config.space.items()}, sort_keys=False), "space.yaml")
+    mlflow_client.log_text(parent_run_id, yaml.safe_dump(config.run.model_dump(mode="json"), sort_keys=False),
+                           "base_config.yaml")
+    train_storage = locations.train_dir(sweep)
+    train_storage.mkdir(parents=True, exist_ok=True)
+    plan = SweepPlan(sweep_id=sweep, config=config, synthetic=synthetic, root=root, tracking_uri=locations.tracking_uri,
+                     experiment_id=experiment_id, parent_run_id=parent_run_id, tags=tags,
+                     train_storage=str(train_storage), use_gpu=use_gpu)
+    return plan, mlflow_client
+
+
+def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
+    import optuna
+    from ray import tune
+
+    from raypriv.search.space import make_sampler, to_optuna
+    from raypriv.search.trial import OBJECTIVES, NumberedOptunaSearch, run_trial, tune_trial_name
+
+    s = plan.config.sweep
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": s.trial_cpus})
+    path = locations.tune_dir / plan.sweep_id
+    # Tune's classic table (RAY_AIR_NEW_OUTPUT=0) is the one that takes named metric columns.
+    with scoped_env(RAY_AIR_NEW_OUTPUT="0"):
+        if resume:
+            echo(f"resuming the Tune experiment at {path}")
+            # Unfinished trials continue; failed ones stay failed, as Optuna has already been told
+            # (worker failures are retried inside a trial, by Ray Train's FailureConfig).
+            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
+        else:
+            storage = optuna.storages.RDBStorage(locations.optuna_storage)
+            study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
+                                        directions=["maximize", "minimize"])
+            study.set_metric_names(["A_T", "A_B^N"])
+            study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
+            study.set_user_attr("source", plan.config.source)
+            searcher = NumberedOptunaSearch(
+                space=to_optuna(plan.config.space), metric=list(OBJECTIVES), mode=list(OBJECTIVES.values()),
+                sampler=make_sampler(s.sampler, seed=s.seed, trials=s.trials, concurrency=s.concurrency),
+                study_name=plan.sweep_id, storage=storage,
+            )
+            reporter = tune.CLIReporter(
+                metric_columns={"iteration": "it", "target_acc": "A_T", "privacy_acc": "A_B^N"},
+                parameter_columns=list(plan.config.space), max_report_frequency=30, sort_by_metric=False,
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
+                    trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name,
+                ),
+                run_config=tune.RunConfig(
+                    name=plan.sweep_id, storage_path=str(locations.tune_dir), verbose=1,
+                    failure_config=tune.FailureConfig(max_failures=0),  # retries happen in Ray Train
+                    progress_reporter=reporter,
+                ),
+            )
+        return tuner.fit()
+
+
+def _log_overhead(mlflow_client, parent_run_id: str, outcome: SweepOutcome) -> None:
+    """Per trial, the sweep's cost around training (Ray start/stop, MLflow), on the parent run."""
+    from mlflow.entities import Metric
+
+    metrics = []
+    for name, overhead in outcome.overhead_seconds.items():
+        step = int(name.rsplit("_", 1)[-1])
+        metrics += [Metric("trial_overhead_seconds", overhead, 0, step),
+                    Metric("trial_seconds", outcome.trial_seconds[name], 0, step)]
+    if metrics:
+        mlflow_client.log_batch(parent_run_id, metrics=metrics)

@@ -1,0 +1,254 @@
+"""Where a sweep's records live, and its MLflow runs.
+
+Embedded defaults (nothing set): everything under one folder, `--home`, else `$RAYPRIV_HOME`,
+else `./.raypriv`:
+
+    .raypriv/mlflow.db            MLflow tracking store (sqlite)
+    .raypriv/mlartifacts/<space>/ MLflow artifacts (an explicit artifact location per experiment)
+    .raypriv/optuna.db            Optuna studies, one per sweep
+    .raypriv/ray/tune/<sweep>/    Ray Tune experiment state (what --resume restores)
+    .raypriv/ray/train/<sweep>/   Ray Train runs, one per trial, with their checkpoints
+    .raypriv/reports/<sweep>/     a local copy of the Pareto report
+
+`MLFLOW_TRACKING_URI` selects a tracking server instead (its artifact store then applies), and
+`--optuna-storage` / `$RAYPRIV_OPTUNA_STORAGE` an RDB URL for the studies.
+
+Runs: one experiment per search space; one parent run per sweep (tag `raypriv.sweep_id`); one
+child run per trial, nested under it and found again by its trial name, so a retried or resumed
+trial reuses its run. Only a trial's rank-0 Train worker writes its child run (`TrialRun`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+HOME_ENV = "RAYPRIV_HOME"
+OPTUNA_STORAGE_ENV = "RAYPRIV_OPTUNA_STORAGE"
+DEFAULT_HOME = ".raypriv"
+
+TAG_ROLE = "raypriv.role"  # "sweep" on parent runs, "trial" on child runs
+TAG_SWEEP = "raypriv.sweep_id"
+TAG_TRIAL = "raypriv.trial"
+TAG_NUMBER = "raypriv.trial_number"
+TAG_COMMIT = "raypriv.git_commit"
+TAG_DIRTY = "raypriv.git_dirty"
+TAG_VERSION = "raypriv.version"
+TAG_FULL_BUDGET = "raypriv.full_budget"
+TAG_PARETO = "raypriv.pareto"
+TAG_PARENT = "mlflow.parentRunId"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """The stores of a sweep: MLflow, Optuna, Ray's experiment folders, local report copies."""
+
+    home: Path
+    tracking_uri: str
+    artifact_root: Path | None  # explicit artifact folder for new experiments (embedded store only)
+    optuna_storage: str
+
+    @property
+    def tune_dir(self) -> Path:
+        return self.home / "ray" / "tune"
+
+    def train_dir(self, sweep: str) -> Path:
+        return self.home / "ray" / "train" / sweep
+
+    def report_dir(self, sweep: str) -> Path:
+        return self.home / "reports" / sweep
+
+    def mlflow_ui_command(self) -> str:
+        if self.artifact_root is None:
+            return f"open the MLflow server at {redact(self.tracking_uri)}"
+        return f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000"
+
+
+def locations(home: str | Path | None = None, optuna_storage: str | None = None) -> Locations:
+    """Resolve the stores from arguments and environment (see the module docstring)."""
+    home = Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    embedded = not uri
+    return Locations(
+        home=home,
+        tracking_uri=f"sqlite:///{home / 'mlflow.db'}" if embedded else uri,
+        artifact_root=home / "mlartifacts" if embedded else None,
+        optuna_storage=optuna_storage or os.environ.get(OPTUNA_STORAGE_ENV) or f"sqlite:///{home / 'optuna.db'}",
+    )
+
+
+def redact(url: str) -> str:
+    """`url` with any password masked, for printing (RDB URLs may carry credentials)."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL (e.g. http://): print scheme and host only
+        head, sep, tail = url.partition("://")
+        return head + sep + tail.rpartition("@")[2] if sep else url
+
+
+@contextlib.contextmanager
+def scoped_env(**values: str) -> Iterator[None]:
+    """Set environment variables for the duration of a block (library switches read at call time)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def git_commit() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout raypriv runs from; ("unknown", False) outside a git checkout."""
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return commit, bool(status.strip())
+
+
+def provenance_tags() -> dict[str, str]:
+    """Tags every run of a sweep carries: git commit (also as MLflow's own tag) and raypriv version."""
+    from raypriv import __version__
+
+    commit, dirty = git_commit()
+    tags = {TAG_COMMIT: commit, TAG_DIRTY: str(dirty).lower(), TAG_VERSION: __version__}
+    if commit != "unknown":
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def ensure_experiment(mlflow_client, name: str, artifact_root: Path | None) -> str:
+    """The id of experiment `name`, created (with an explicit artifact location when embedded) if new."""
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifact_root / name).as_uri() if artifact_root is not None else None
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    if experiment.lifecycle_stage == "deleted":
+        mlflow_client.restore_experiment(experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def find_parent(mlflow_client, experiment_id: str, sweep: str):
+    runs = mlflow_client.search_runs(
+        [experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'sweep'", max_results=2,
+    )
+    return runs[0] if runs else None
+
+
+def latest_sweep(mlflow_client, experiment_id: str) -> str | None:
+    """The sweep id of the most recently started parent run in the experiment."""
+    runs = mlflow_client.search_runs([experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'sweep'",
+                                     order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0].data.tags[TAG_SWEEP] if runs else None
+
+
+def start_parent(mlflow_client, experiment_id: str, sweep: str, tags: Mapping[str, str]) -> str:
+    """The sweep's parent run (found again on --resume), marked RUNNING."""
+    run = find_parent(mlflow_client, experiment_id, sweep)
+    if run is not None:
+        mlflow_client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+    run = mlflow_client.create_run(experiment_id, run_name=sweep, tags={**tags, TAG_SWEEP: sweep, TAG_ROLE: "sweep"})
+    return run.info.run_id
+
+
+def child_runs(mlflow_client, experiment_id: str, parent_run_id: str) -> list:
+    """Every child run of a sweep (all pages)."""
+    runs, token = [], None
+    while True:
+        page = mlflow_client.search_runs([experiment_id], filter_string=f"tags.`{TAG_PARENT}` = '{parent_run_id}'",
+                                         max_results=1000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class TrialRun:
+    """The MLflow child run of one trial; written from the trial's rank-0 Train worker only."""
+
+    def __init__(self, mlflow_client, run_id: str) -> None:
+        self.client = mlflow_client
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, tracking_uri: str, experiment_id: str, parent_run_id: str, *, sweep: str, trial: str,
+              number: int, params: Mapping[str, Any], tags: Mapping[str, str]) -> "TrialRun":
+        """Find the trial's run under the parent (a retry or resume) or create it; log its parameters."""
+        from mlflow.entities import Param
+
+        c = client(tracking_uri)
+        runs = c.search_runs([experiment_id], max_results=2, filter_string=(
+            f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial}'"))
+        if runs:
+            run_id = runs[0].info.run_id
+            c.update_run(run_id, status="RUNNING")
+        else:
+            run_id = c.create_run(experiment_id, run_name=trial, tags={
+                **tags, TAG_PARENT: parent_run_id, TAG_SWEEP: sweep, TAG_ROLE: "trial", TAG_TRIAL: trial,
+                TAG_NUMBER: str(number),
+            }).info.run_id
+        # Same names and values on a retry, which MLflow accepts.
+        c.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        return cls(c, run_id)
+
+    def log_iteration(self, row: Mapping[str, Any]) -> None:
+        """One adversarial iteration's training metrics, as `train/<name>` at step = iteration."""
+        from mlflow.entities import Metric
+
+        step = int(row["iteration"])
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"train/{k}", float(v), now, step) for k, v in row.items() if k != "iteration" and _numeric(v)]
+        if metrics:
+            self.client.log_batch(self.run_id, metrics=metrics)
+
+    def log_result(self, metrics: Mapping[str, Any], files: list[Path], *, full_budget: bool) -> None:
+        """The final two-fold metrics, every attacker's accuracy, the run's files, and summary tags."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        values = {k: metrics[k] for k in ("target_acc", "target_acc_fresh", "privacy_acc", "chance_target",
+                                          "chance_privacy", "degrader_params", "target_params") if k in metrics}
+        values.update({f"attacker/{name}": acc for name, acc in metrics.get("privacy_per_attacker", {}).items()})
+        values.update({f"seconds/{k}": v for k, v in metrics.get("seconds", {}).items()})
+        values.update({f"steps/{k}": v for k, v in metrics.get("steps", {}).items()})
+        tags = {TAG_FULL_BUDGET: str(full_budget).lower(), "worst_attacker": str(metrics.get("worst_attacker")),
+                "budget_models": ",".join(metrics.get("budget_models", [])),
+                "attackers": ",".join(metrics.get("attackers", []))}
+        self.client.log_batch(
+            self.run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if _numeric(v)],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        for path in files:
+            if path.exists():
+                self.client.log_artifact(self.run_id, str(path))
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,111 @@
+"""MLflow runs of a sweep on a real sqlite store (no Ray): one parent per sweep, one child per trial
+found again on retry, per-iteration metrics with steps, and the report rebuilt from MLflow alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from raypriv.cli import cli
+from raypriv.config import load_run_config
+from raypriv.tracking import store
+
+
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory):
+    """An empty, already migrated MLflow sqlite store: a fresh one spends seconds on migrations."""
+    path = tmp_path_factory.mktemp("template") / "mlflow.db"
+    store.client(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def where(tmp_path, monkeypatch, migrated_db):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(store.OPTUNA_STORAGE_ENV, raising=False)
+    (tmp_path / "home").mkdir()
+    shutil.copy(migrated_db, tmp_path / "home" / "mlflow.db")
+    return store.locations(tmp_path / "home")
+
+
+def _metrics(target, privacy):
+    return {"target_acc": target, "target_acc_fresh": target - 0.01, "privacy_acc": privacy, "chance_target": 0.125,
+            "chance_privacy": 1 / 13, "privacy_per_attacker": {"plaincnn_d3_w32": privacy, "c3d_tiny": privacy / 2},
+            "worst_attacker": "plaincnn_d3_w32", "seconds": {"total": 3.0}, "steps": {"adversarial_steps": 2},
+            "budget_models": ["smallcnn_tiny"], "attackers": ["plaincnn_d3_w32", "c3d_tiny"], "degrader_params": 10}
+
+
+def _trial(where, experiment_id, parent, number, target, privacy, tmp_path, *, full=True):
+    run = store.TrialRun.start(where.tracking_uri, experiment_id, parent, sweep="s1", trial=f"trial_{number:04d}",
+                               number=number, params={"gamma": 1.0 + number, "budget": "tiny"},
+                               tags=store.provenance_tags())
+    for it in (1, 2):
+        run.log_iteration({"iteration": it, "loss_target": 1.0 / it, "chosen_budget": 0, "label": "skip me"})
+    folder = tmp_path / f"out{number}"
+    folder.mkdir()
+    (folder / "degrader.pt2").write_bytes(b"x")
+    (folder / "samples.png").write_bytes(b"png")
+    (folder / "config.yaml").write_text(yaml.safe_dump(load_run_config("search_spaces/sbu.yaml", "smoke").model_dump(mode="json")))
+    (folder / "metrics.json").write_text(json.dumps(_metrics(target, privacy)))
+    run.log_result(_metrics(target, privacy), [folder / n for n in ("degrader.pt2", "samples.png", "config.yaml", "missing.txt")],
+                   full_budget=full)
+    run.finish()
+    return run.run_id
+
+
+def test_parent_and_child_runs_are_found_again_never_duplicated(where, tmp_path):
+    client = store.client(where.tracking_uri)
+    experiment_id = store.ensure_experiment(client, "sbu", where.artifact_root)
+    assert client.get_experiment(experiment_id).artifact_location == (where.artifact_root / "sbu").as_uri()
+    assert store.ensure_experiment(client, "sbu", where.artifact_root) == experiment_id
+    parent = store.start_parent(client, experiment_id, "s1", store.provenance_tags())
+    assert store.start_parent(client, experiment_id, "s1", {}) == parent  # --resume finds it
+    first = _trial(where, experiment_id, parent, 0, 0.7, 0.3, tmp_path)
+    retried = store.TrialRun.start(where.tracking_uri, experiment_id, parent, sweep="s1", trial="trial_0000", number=0,
+                                   params={"gamma": 1.0, "budget": "tiny"}, tags={})
+    assert retried.run_id == first
+    retried.finish()
+    children = store.child_runs(client, experiment_id, parent)
+    assert len(children) == 1
+    run = children[0]
+    assert run.info.run_name == "trial_0000" and run.info.status == "FINISHED"
+    assert run.data.params == {"gamma": "1.0", "budget": "tiny"}
+    assert run.data.metrics["target_acc"] == 0.7 and run.data.metrics["attacker/c3d_tiny"] == pytest.approx(0.15)
+    tags = run.data.tags
+    assert tags[store.TAG_SWEEP] == "s1" and tags[store.TAG_TRIAL] == "trial_0000" and tags[store.TAG_FULL_BUDGET] == "true"
+    assert tags[store.TAG_VERSION] == "0.1.0" and len(tags[store.TAG_COMMIT]) in (40, len("unknown"))
+    history = client.get_metric_history(first, "train/loss_target")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
+    artifacts = {a.path for a in client.list_artifacts(first)}
+    assert {"degrader.pt2", "samples.png", "config.yaml"} <= artifacts
+
+
+def test_pareto_command_rebuilds_the_report_from_mlflow_alone(where, tmp_path):
+    client = store.client(where.tracking_uri)
+    experiment_id = store.ensure_experiment(client, "sbu", where.artifact_root)
+    parent = store.start_parent(client, experiment_id, "s1", {})
+    client.log_param(parent, "profile", "smoke")
+    client.log_param(parent, "data_args", "--synthetic")
+    client.log_param(parent, "experiment", "sbu")
+    runs = [_trial(where, experiment_id, parent, 0, 0.7, 0.3, tmp_path), _trial(where, experiment_id, parent, 1, 0.6, 0.5, tmp_path),
+            _trial(where, experiment_id, parent, 2, 0.9, 0.1, tmp_path, full=False)]
+    result = CliRunner().invoke(cli, ["pareto", "sbu", "--home", str(where.home)])
+    assert result.exit_code == 0, result.output
+    assert "over 1 complete full-budget trials" not in result.output and "over 2 complete full-budget trials" in result.output
+    assert "trial_0000  70.0 %" in result.output and f"mlflow ui --backend-store-uri {where.tracking_uri}" in result.output
+    pareto = {r.info.run_id: r.data.tags.get(store.TAG_PARETO) for r in store.child_runs(client, experiment_id, parent)}
+    assert pareto == {runs[0]: "true", runs[1]: "false", runs[2]: "false"}  # the partial-budget run never counts
+    artifacts = {a.path for a in client.list_artifacts(parent)} | {a.path for a in client.list_artifacts(parent, "front")}
+    assert {"pareto.csv", "pareto.png", "pareto.html", "hypervolume.csv", "front/trial_0000.yaml"} <= artifacts
+    assert [m.step for m in client.get_metric_history(parent, "hypervolume")] == [0, 1]
+    missing = CliRunner().invoke(cli, ["pareto", "sbu", "--home", str(where.home), "--sweep", "nope"])
+    assert missing.exit_code != 0 and "no sweep 'nope' in experiment 'sbu'" in missing.output
+
+
+def test_redact_hides_passwords():
+    assert store.redact("postgresql://me:secret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
+    assert "secret" not in store.redact("https://me:secret@mlflow.example")
