@@ -137,6 +137,8 @@ def register(registry: Registry) -> None:
     half = dict(out_channels=1, width=8, num_res_blocks=2, kernel=5, stem_stride=2)
     registry.add("degrader_half_bin", build_degrader, family=family, **half, levels=2,
                  description="binary one-channel f_d that works at half resolution (width 8, 2 residual blocks)")
+    registry.add("degrader_half_q4", build_degrader, family=family, **half, levels=4,
+                 description="degrader_half_bin with 4 grey levels instead of 2")
     registry.add("degrader_half", build_degrader, family=family, **half,
                  description="degrader_half_bin without quantisation (continuous grey output)")
     registry.add("degrader_lite_q4", build_degrader, family=family, **lite, levels=4,

@@ -59,9 +59,13 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
     number = int(config[TRIAL_NUMBER])
     params = {name: config[name] for name in plan.config.space}
     name = trial_name(number)
-    spec = TrialSpec(name=name, number=number, params=params,
-                     run=apply_params(plan.config.run, plan.config.space, params, source=f"{plan.sweep_id} {name}"))
     s = plan.config.sweep
+    run = apply_params(plan.config.run, plan.config.space, params, source=f"{plan.sweep_id} {name}")
+    # The evaluation fits its models in one process per CPU the worker holds, never more: the
+    # profile's `evaluation.workers` is for `raypriv train` on a whole machine.
+    workers = max(1, min(run.evaluation.workers, int(s.cpus_per_worker)))
+    run = run.model_copy(update={"evaluation": run.evaluation.model_copy(update={"workers": workers})})
+    spec = TrialSpec(name=name, number=number, params=params, run=run)
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"plan": plan, "trial": spec},
