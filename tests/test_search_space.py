@@ -28,8 +28,12 @@ def test_every_shipped_yaml_loads_and_samples_in_every_profile(path):
         assert cfg.space, f"{path} profile {profile}: empty space"
         configs = sample_configs(cfg, 12, seed=1)
         assert len(configs) == 12 and all(isinstance(c, RunConfig) for c in configs)
-        # Only the space's keys differ from the profile's run config.
-        assert all(c.data == cfg.run.data and c.models == cfg.run.models for c in configs)
+        # Only the space's keys differ from the profile's run config (f_d's name is one of them).
+        assert all(c.data == cfg.run.data and c.models.target == cfg.run.models.target for c in configs)
+        if "models.degrader" not in cfg.space:
+            assert all(c.models == cfg.run.models for c in configs)
+        else:
+            assert {c.models.degrader for c in configs} <= set(cfg.space["models.degrader"].choices)
 
 
 def test_sbu_space_covers_the_issue_knobs():
