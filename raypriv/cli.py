@@ -202,12 +202,17 @@ _baselines = click.option("--baselines", type=click.Path(exists=True, dir_okay=F
               help="Optuna's multi-objective sampler (default: the profile's, tpe).")
 @click.option("--seed", type=int, default=None, help="The sampler's seed (default: the profile's, 0); part of the sweep id.")
 @click.option("--resume", is_flag=True, help="Continue the sweep with this id (same profile, --set, --sampler, --seed).")
+@click.option("--resume-if-exists", is_flag=True,
+              help="Continue the sweep if it exists, else start it: safe to submit again (RayJob retries).")
 @_home
 @click.option("--optuna-storage", default=None, metavar="URL",
               help="Optuna RDB storage URL (default: $RAYPRIV_OPTUNA_STORAGE, else sqlite under --home).")
+@click.option("--ray-storage", default=None, metavar="DIR|URI",
+              help="Ray Tune / Train storage, e.g. s3://bucket/prefix; on a cluster every node must reach it "
+                   "(default: $RAYPRIV_RAY_STORAGE, else --home/ray).")
 @_baselines
 def sweep_command(experiment, synthetic, root, profile, config, overrides, trials, concurrency, workers, sampler, seed,
-                  resume, home, optuna_storage, baselines) -> None:
+                  resume, resume_if_exists, home, optuna_storage, ray_storage, baselines) -> None:
     """Search the trade-off: Ray Tune + Optuna (maximise A_T, minimise A_B^N) over Ray Train trials.
 
     Every trial trains and evaluates one degrader; MLflow gets one parent run per sweep and one child
@@ -224,10 +229,12 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
     from raypriv.search.driver import SweepError, run_sweep
     from raypriv.tracking.store import locations, redact
 
-    where = locations(home, optuna_storage)
+    if resume and resume_if_exists:
+        raise click.UsageError("pass --resume or --resume-if-exists, not both")
+    where = locations(home, optuna_storage, ray_storage)
     try:
         outcome = run_sweep(sweep_cfg, synthetic=synthetic, root=root, locations=where, resume=resume,
-                            baselines=baselines, echo=click.echo)
+                            resume_if_exists=resume_if_exists, baselines=baselines, echo=click.echo)
     except SweepError as err:
         raise click.ClickException(str(err)) from None
     report = outcome.report

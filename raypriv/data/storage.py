@@ -86,6 +86,18 @@ def sync_s3_prefix(uri: str, cache_dir: Path | None = None) -> Path:
     return local
 
 
+def check_s3_prefix(uri: str, *, action: str = "reading") -> None:
+    """Fail fast, with the same messages as `sync_s3_prefix`, unless `uri`'s bucket exists and can be listed.
+
+    For stores written later by other processes (Ray's `storage_path`): one cheap request now
+    instead of a failure in the middle of a run. `action` words the message ("writing Ray
+    checkpoints to").
+    """
+    bucket, prefix = parse_s3_uri(uri)
+    with _explained_errors(uri, bucket, action=action):
+        _s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+
+
 def _s3_client():
     # A fresh session per sync: boto3's shared default session caches credentials and is not
     # thread-safe; the client itself is, so download threads share it.
@@ -153,29 +165,29 @@ def _prune_empty_parents(folder: Path, stop: Path) -> None:
 
 
 @contextmanager
-def _explained_errors(uri: str, bucket: str) -> Iterator[None]:
+def _explained_errors(uri: str, bucket: str, action: str = "reading") -> Iterator[None]:
     """Turn botocore failures into built-in errors that name the URI, never the credentials."""
     where = f"{uri} (bucket {bucket!r})"
     try:
         yield
     except (NoCredentialsError, PartialCredentialsError) as err:
         raise PermissionError(
-            f"no usable AWS credentials to read {where}; set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+            f"no usable AWS credentials for {action} {where}; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or an instance role)"
         ) from err
     except ClientError as err:
         error = err.response.get("Error", {})
         code = str(error.get("Code", "unknown"))
         if code in _MISSING_BUCKET_CODES:
             raise FileNotFoundError(
-                f"S3 bucket {bucket!r} does not exist (reading {uri}); check the URI and, "
+                f"S3 bucket {bucket!r} does not exist ({action} {uri}); check the URI and, "
                 "for a custom endpoint, AWS_ENDPOINT_URL"
             ) from err
         if code in _DENIED_CODES:
             raise PermissionError(
-                f"access denied ({code}) reading {where}; check that the credentials may list "
+                f"access denied ({code}) {action} {where}; check that the credentials may list "
                 "and read this bucket and prefix"
             ) from err
-        raise RuntimeError(f"S3 error {code} reading {where}: {error.get('Message', '')}") from err
+        raise RuntimeError(f"S3 error {code} {action} {where}: {error.get('Message', '')}") from err
     except BotoCoreError as err:
         raise RuntimeError(f"could not reach S3 for {where}: {err}") from err

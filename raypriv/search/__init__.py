@@ -4,6 +4,8 @@
 - `plan`: what every trial needs to know (`SweepPlan`, `TrialSpec`), the deterministic sweep id,
   and the resource-fit check.
 - `driver`: `run_sweep`, embedded or on a cluster: Ray, Optuna's study, MLflow's parent run, the report.
+- `cluster`: the cluster inputs checked before a sweep starts (RAY_ADDRESS and token auth, the
+  MLflow server, an s3:// Ray storage), each failing in seconds with a message free of secrets.
 - `trial`: the Tune function that launches a `TorchTrainer`, and the searcher that numbers trials.
 - `worker`: the Ray Train worker that runs `raypriv.train.run_training` and logs the trial's MLflow
   child run from rank 0.

@@ -1,8 +1,10 @@
 """`run_sweep`: the Ray Tune driver of a sweep, embedded on one machine or on a cluster.
 
 Order of events, each step failing early and clearly:
-1. real data present (or --synthetic), the sweep id, and whether the sweep is new or resumed;
-2. Ray: `RAY_ADDRESS` set -> connect; else start a local Ray with every service on 127.0.0.1;
+1. real data present (or --synthetic), the sweep id; cluster inputs (`RAY_ADDRESS`, the MLflow
+   server, an s3:// Ray storage: `raypriv.search.cluster`); whether the sweep is new or resumed;
+2. Ray: `RAY_ADDRESS` set -> connect (inside `ray job submit`, Ray sets it: never a second Ray,
+   never `num_cpus`); else start a local Ray with every service on 127.0.0.1;
 3. the resource-fit check (trials x (Tune function + Train workers) <= cluster CPUs / GPUs);
 4. MLflow: the search space's experiment and the sweep's parent run; Optuna: the sweep's study;
 5. Tune: `NumberedOptunaSearch` (multi-objective: A_T max, A_B^N min), one `run_trial` per trial,
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from raypriv.config import SweepConfig
 from raypriv.search.plan import ResourceError, SweepPlan, check_resources, sweep_id
-from raypriv.tracking.store import Locations, scoped_env
+from raypriv.tracking.store import Locations, redact, scoped_env, storage_exists
 
 if TYPE_CHECKING:
     from raypriv.tracking.report import Report
@@ -51,17 +54,25 @@ def run_sweep(
     root: str | None = None,
     locations: Locations,
     resume: bool = False,
+    resume_if_exists: bool = False,
     baselines: Path | None = None,
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
-    """Run (or resume) the sweep `config` and return its Pareto report."""
+    """Run (or resume) the sweep `config` and return its Pareto report.
+
+    `resume_if_exists` resumes the sweep when it exists and starts it otherwise: the same command
+    can be submitted again and again (a RayJob's retries) without losing or duplicating trials.
+    """
     started = time.perf_counter()
     root = None if synthetic else (root or os.environ.get("RAYPRIV_SBU_ROOT"))
     if not synthetic:
         _check_data(config, root)
     sweep = sweep_id(config, synthetic=synthetic, root=root)
-    tune_path = locations.tune_dir / sweep
-    exists = tune_path.exists() or _study_exists(locations.optuna_storage, sweep)
+    _check_cluster(locations)
+    tune_path = f"{locations.tune_storage}/{sweep}"
+    exists = storage_exists(tune_path) or _study_exists(locations.optuna_storage, sweep)
+    if resume_if_exists:
+        resume = exists
     if exists and not resume:
         raise SweepError(f"sweep {sweep} already exists ({tune_path}); pass --resume to continue it, "
                          f"or change --seed (or the space) to start another")
@@ -79,7 +90,7 @@ def run_sweep(
         except ResourceError as err:
             raise SweepError(str(err)) from None
         plan, mlflow_client = _start_tracking(config, sweep, locations, synthetic=synthetic, root=root, use_gpu=use_gpu)
-        results = _tune(plan, locations, resume=resume and tune_path.exists(), echo=echo)
+        results = _tune(plan, locations, resume=resume and storage_exists(tune_path), echo=echo)
 
     from raypriv.search.space import study_trials
     from raypriv.tracking.report import publish_report, report_from_mlflow
@@ -118,6 +129,36 @@ def _check_data(config: SweepConfig, root: str | None) -> None:
     except (FileNotFoundError, ValueError) as err:
         hint = "" if "--synthetic" in str(err) else "; pass --synthetic to sweep on the embedded stand-in"
         raise SweepError(f"{err}{hint}") from None
+    except (PermissionError, RuntimeError) as err:  # an s3:// root: credentials, endpoint
+        raise SweepError(str(err)) from None
+
+
+def _check_cluster(locations: Locations) -> None:
+    """RAY_ADDRESS, the MLflow server and an s3:// Ray storage, before anything starts or is written."""
+    from raypriv.search.cluster import ClusterError, check_object_store, check_ray_address, check_tracking_server
+
+    try:
+        if os.environ.get("RAY_ADDRESS"):
+            check_ray_address(os.environ["RAY_ADDRESS"])
+        check_tracking_server(locations.tracking_uri)
+        check_object_store(locations.ray_root, "writing Ray checkpoints (--ray-storage) to")
+    except ClusterError as err:
+        raise SweepError(str(err)) from None
+
+
+def _warn_secret_env(ray, echo: Callable[[str], None]) -> None:
+    """Inside a job: name (never show) env_vars of its runtime_env that look like secrets."""
+    from raypriv.search.cluster import secret_env_names
+
+    try:
+        env_vars = (ray.get_runtime_context().runtime_env or {}).get("env_vars") or {}
+    except Exception:  # no runtime_env to inspect: nothing to warn about
+        return
+    names = secret_env_names(env_vars)
+    if names:
+        echo(f"WARNING: the job's runtime_env passes {', '.join(names)} as env_vars; Ray shows runtime_env in "
+             f"plaintext in the dashboard and job logs. Give the nodes their credentials instead (instance role, "
+             f"Kubernetes Secret, token file; cluster/README.md)")
 
 
 def _study_exists(storage: str, sweep: str) -> bool:
@@ -150,9 +191,10 @@ def _ray(echo: Callable[[str], None]) -> Iterator[object]:
         echo(f"local Ray on {ray.util.get_node_ip_address()}: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
              f"{ray.cluster_resources().get('GPU', 0):g} GPUs; dashboard http://127.0.0.1:{port}")
     else:
-        ray.init(logging_level="WARNING")
+        ray.init(logging_level="WARNING")  # the cluster's resources, never num_cpus
         echo(f"Ray cluster at {os.environ['RAY_ADDRESS']}: {ray.cluster_resources().get('CPU', 0):g} CPUs, "
              f"{ray.cluster_resources().get('GPU', 0):g} GPUs")
+        _warn_secret_env(ray, echo)
     try:
         yield ray
     finally:
@@ -169,11 +211,30 @@ def _free_port() -> int:
 
 def _start_tracking(config: SweepConfig, sweep: str, locations: Locations, *, synthetic: bool, root: str | None,
                     use_gpu: bool):
-    """MLflow experiment + parent run (created or found again) -> the plan every trial receives."""
+    """MLflow experiment + parent run (created or found again) -> the plan every trial receives.
+
+    Against a server, a failure here (typically its S3 artifact store: missing bucket, no
+    credentials) ends the sweep after a few seconds of retries, not MLflow's default four minutes.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1"):
+            return _create_parent(config, sweep, locations, synthetic=synthetic, root=root, use_gpu=use_gpu)
+    except MlflowException as err:
+        cause = re.sub(r"://[^/@\s]+@", "://***@", str(err).splitlines()[0])[:400]
+        raise SweepError(
+            f"MLflow at {redact(locations.tracking_uri)} failed while creating the sweep's parent run and its first "
+            f"artifact: {cause}. For a server with proxied artifacts, check that its --artifacts-destination bucket "
+            f"exists and that the server has S3 credentials (its log names the S3 error)") from None
+
+
+def _create_parent(config: SweepConfig, sweep: str, locations: Locations, *, synthetic: bool, root: str | None,
+                   use_gpu: bool):
     import yaml
     from mlflow.entities import Param
 
-    from raypriv.tracking.store import client, ensure_experiment, provenance_tags, redact, start_parent
+    from raypriv.tracking.store import client, ensure_experiment, provenance_tags, start_parent
 
     mlflow_client = client(locations.tracking_uri)
     experiment_id = ensure_experiment(mlflow_client, config.name, locations.artifact_root)
@@ -190,11 +251,12 @@ def _start_tracking(config: SweepConfig, sweep: str, locations: Locations, *, sy
         {name: p.model_dump(mode="json") for name, p in config.space.items()}, sort_keys=False), "space.yaml")
     mlflow_client.log_text(parent_run_id, yaml.safe_dump(config.run.model_dump(mode="json"), sort_keys=False),
                            "base_config.yaml")
-    train_storage = locations.train_dir(sweep)
-    train_storage.mkdir(parents=True, exist_ok=True)
+    train_storage = locations.train_storage(sweep)
+    if "://" not in train_storage:
+        Path(train_storage).mkdir(parents=True, exist_ok=True)
     plan = SweepPlan(sweep_id=sweep, config=config, synthetic=synthetic, root=root, tracking_uri=locations.tracking_uri,
                      experiment_id=experiment_id, parent_run_id=parent_run_id, tags=tags,
-                     train_storage=str(train_storage), use_gpu=use_gpu)
+                     train_storage=train_storage, use_gpu=use_gpu)
     return plan, mlflow_client
 
 
@@ -207,14 +269,14 @@ def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable
 
     s = plan.config.sweep
     trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": s.trial_cpus})
-    path = locations.tune_dir / plan.sweep_id
+    path = f"{locations.tune_storage}/{plan.sweep_id}"
     # Tune's classic table (RAY_AIR_NEW_OUTPUT=0) is the one that takes named metric columns.
     with scoped_env(RAY_AIR_NEW_OUTPUT="0"):
         if resume:
             echo(f"resuming the Tune experiment at {path}")
             # Unfinished trials continue; failed ones stay failed, as Optuna has already been told
             # (worker failures are retried inside a trial, by Ray Train's FailureConfig).
-            tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=False)
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
         else:
             storage = optuna.storages.RDBStorage(locations.optuna_storage)
             study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
@@ -238,7 +300,7 @@ def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable
                     trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name,
                 ),
                 run_config=tune.RunConfig(
-                    name=plan.sweep_id, storage_path=str(locations.tune_dir), verbose=1,
+                    name=plan.sweep_id, storage_path=locations.tune_storage, verbose=1,
                     failure_config=tune.FailureConfig(max_failures=0),  # retries happen in Ray Train
                     progress_reporter=reporter,
                 ),

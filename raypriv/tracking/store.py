@@ -10,8 +10,10 @@ else `./.raypriv`:
     .raypriv/ray/train/<sweep>/   Ray Train runs, one per trial, with their checkpoints
     .raypriv/reports/<sweep>/     a local copy of the Pareto report
 
-`MLFLOW_TRACKING_URI` selects a tracking server instead (its artifact store then applies), and
-`--optuna-storage` / `$RAYPRIV_OPTUNA_STORAGE` an RDB URL for the studies.
+`MLFLOW_TRACKING_URI` selects a tracking server instead (its artifact store then applies),
+`--optuna-storage` / `$RAYPRIV_OPTUNA_STORAGE` an RDB URL for the studies, and `--ray-storage` /
+`$RAYPRIV_RAY_STORAGE` the folder or `s3://bucket/prefix` that holds Ray's `tune/` and `train/`
+(on a cluster: storage every node can write, cluster/README.md).
 
 Runs: one experiment per search space; one parent run per sweep (tag `raypriv.sweep_id`); one
 child run per trial, nested under it and found again by its trial name, so a retried or resumed
@@ -31,6 +33,7 @@ from typing import Any, Iterator, Mapping
 
 HOME_ENV = "RAYPRIV_HOME"
 OPTUNA_STORAGE_ENV = "RAYPRIV_OPTUNA_STORAGE"
+RAY_STORAGE_ENV = "RAYPRIV_RAY_STORAGE"
 DEFAULT_HOME = ".raypriv"
 
 TAG_ROLE = "raypriv.role"  # "sweep" on parent runs, "trial" on child runs
@@ -53,13 +56,20 @@ class Locations:
     tracking_uri: str
     artifact_root: Path | None  # explicit artifact folder for new experiments (embedded store only)
     optuna_storage: str
+    ray_storage: str = ""  # absolute folder or URI (s3://bucket/prefix) for Ray; "" = <home>/ray
 
     @property
-    def tune_dir(self) -> Path:
-        return self.home / "ray" / "tune"
+    def ray_root(self) -> str:
+        return (self.ray_storage or str(self.home / "ray")).rstrip("/")
 
-    def train_dir(self, sweep: str) -> Path:
-        return self.home / "ray" / "train" / sweep
+    @property
+    def tune_storage(self) -> str:
+        """Ray Tune's `storage_path`: one experiment (what --resume restores) per sweep under it."""
+        return f"{self.ray_root}/tune"
+
+    def train_storage(self, sweep: str) -> str:
+        """Ray Train's `storage_path` for the sweep's trials: one run (its checkpoint) per trial."""
+        return f"{self.ray_root}/train/{sweep}"
 
     def report_dir(self, sweep: str) -> Path:
         return self.home / "reports" / sweep
@@ -70,17 +80,32 @@ class Locations:
         return f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000"
 
 
-def locations(home: str | Path | None = None, optuna_storage: str | None = None) -> Locations:
+def locations(home: str | Path | None = None, optuna_storage: str | None = None,
+              ray_storage: str | None = None) -> Locations:
     """Resolve the stores from arguments and environment (see the module docstring)."""
     home = Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     embedded = not uri
+    ray_storage = ray_storage or os.environ.get(RAY_STORAGE_ENV) or ""
+    if ray_storage and "://" not in ray_storage:  # a folder: Ray needs it absolute
+        ray_storage = str(Path(ray_storage).expanduser().resolve())
     return Locations(
         home=home,
         tracking_uri=f"sqlite:///{home / 'mlflow.db'}" if embedded else uri,
         artifact_root=home / "mlartifacts" if embedded else None,
         optuna_storage=optuna_storage or os.environ.get(OPTUNA_STORAGE_ENV) or f"sqlite:///{home / 'optuna.db'}",
+        ray_storage=ray_storage,
     )
+
+
+def storage_exists(path_or_uri: str) -> bool:
+    """Whether a folder (or an object-store prefix, e.g. s3://bucket/prefix) exists."""
+    if "://" not in path_or_uri:
+        return Path(path_or_uri).exists()
+    import pyarrow.fs
+
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(path_or_uri)
+    return filesystem.get_file_info(path).type != pyarrow.fs.FileType.NotFound
 
 
 def redact(url: str) -> str:
