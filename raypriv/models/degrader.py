@@ -139,6 +139,8 @@ def register(registry: Registry) -> None:
                  description="binary one-channel f_d that works at half resolution (width 8, 2 residual blocks)")
     registry.add("degrader_half_q4", build_degrader, family=family, **half, levels=4,
                  description="degrader_half_bin with 4 grey levels instead of 2")
+    registry.add("degrader_half_q8", build_degrader, family=family, **half, levels=8,
+                 description="degrader_half_bin with 8 grey levels instead of 2")
     registry.add("degrader_half", build_degrader, family=family, **half,
                  description="degrader_half_bin without quantisation (continuous grey output)")
     registry.add("degrader_lite_q4", build_degrader, family=family, **lite, levels=4,
