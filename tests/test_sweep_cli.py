@@ -112,7 +112,7 @@ def test_smoke_sweep_end_to_end_on_local_ray_and_sqlite_mlflow(tmp_path):
         for key in ("target_acc", "target_acc_fresh", "privacy_acc", "attacker/plaincnn_d3_w32", "attacker/c3d_tiny"):
             assert 0.0 <= m[key] <= 1.0, key
         assert set(child.data.params) == {"gamma", "M", "budget", "restart_every", "alpha", "lr_degrader",
-                                          "lr_target", "lr_budget"}
+                                          "lr_target", "lr_budget", "models.degrader"}
         assert [h.step for h in client.get_metric_history(child.info.run_id, "train/loss_target")] == [1, 2, 3, 4]
         assert {"degrader.pt2", "samples.png", "metrics.json", "config.yaml"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
         assert tags[store.TAG_SWEEP] == sweep and tags[store.TAG_TRIAL] == child.info.run_name
