@@ -226,6 +226,16 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> N
     pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-4000:]}")
 
 
+
+def _ray_head_command(gcs, dashboard_port, client_port, agent_port, ray_temp) -> list:
+    """`ray start --head` on 127.0.0.1 with every port given, 2 CPUs, in the foreground."""
+    return [
+        BIN / "ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--port", gcs,
+        "--dashboard-host=127.0.0.1", "--dashboard-port", dashboard_port, "--ray-client-server-port",
+        client_port, "--dashboard-agent-listen-port", agent_port, "--num-cpus", "2", "--temp-dir", ray_temp,
+        "--disable-usage-stats",
+    ]
+
 def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_and_s3(tmp_path, capsys):
     import boto3
 
@@ -263,12 +273,9 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_an
         with procs.step("ray start --head"):
             log = tmp_path / "ray-head.log"
             # The nodes' own environment holds their S3 access (an instance role on AWS), never runtime_env.
-            head = procs.start("ray head", [
-                BIN / "ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--port", gcs,
-                "--dashboard-host=127.0.0.1", "--dashboard-port", dashboard_port, "--ray-client-server-port",
-                client_port, "--dashboard-agent-listen-port", agent_port, "--num-cpus", "2", "--temp-dir", ray_temp,
-                "--disable-usage-stats",
-            ], {**base, **s3_keys, "AWS_ENDPOINT_URL": endpoint, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, log)
+            head = procs.start("ray head", _ray_head_command(gcs, dashboard_port, client_port, agent_port, ray_temp),
+                               {**base, **s3_keys, "AWS_ENDPOINT_URL": endpoint, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
+                               log)
             _wait_http(f"{dashboard}/api/version", head, log, timeout=180)
 
         with procs.step("ray job submit: smoke sweep"):
@@ -367,12 +374,8 @@ def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fi
     try:
         with procs.step("ray start --head (token auth)"):
             log = tmp_path / "ray-head.log"
-            head = procs.start("ray head", [
-                BIN / "ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--port", gcs,
-                "--dashboard-host=127.0.0.1", "--dashboard-port", dashboard_port, "--ray-client-server-port",
-                client_port, "--dashboard-agent-listen-port", agent_port, "--num-cpus", "2", "--temp-dir", ray_temp,
-                "--disable-usage-stats",
-            ], {**with_token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, log)
+            head = procs.start("ray head", _ray_head_command(gcs, dashboard_port, client_port, agent_port, ray_temp),
+                               {**with_token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, log)
             deadline = time.monotonic() + 180
             while True:  # the dashboard answers 401 to a request without the token once it is up
                 try:

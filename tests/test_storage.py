@@ -7,7 +7,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from sbu_fixture import write_sbu_fixture
 
 from raypriv.data import Preset, build_dataset
@@ -23,15 +22,6 @@ SEQUENCES = (
     ("s04s06", "07", "001", 2),
 )
 PRESET = Preset("t", frames=4, height=8, width=8, clips_per_cell={"train": 1, "val": 1, "test": 1})
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
