@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from raypriv.adversarial.losses import privacy_loss
 from raypriv.config import BudgetConfig, RunConfig
-from raypriv.evaluation.fit import accuracy, default_device, fit_classifier, frozen, step
+from raypriv.evaluation.fit import accuracy, default_device, fit_classifier, frame_subset, frozen, step
 from raypriv.models import BUDGETS, create_model
 
 # split -> (uint8 clips [N, 3, T, H, W], actions [N], identities [N])
@@ -109,7 +109,7 @@ def train_adversarial(
 
     def clip_batch(idx: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         clips = train_clips[idx]
-        clips = clips[:, :, _frames(clips.shape[2], frames, generator)]
+        clips = frame_subset(clips, frames, generator)
         return clips.to(device).float().div_(255)
 
     # 1. f_d starts as (a reconstruction of) the identity map.
@@ -166,7 +166,7 @@ def train_adversarial(
         x = clip_batch(idx)
         degraded = degrader(x)
         loss_target = F.cross_entropy(target(degraded), train_actions[idx].to(device))
-        seen = degraded[:, :, _frames(degraded.shape[2], adv.budget_frames, generator)]
+        seen = frame_subset(degraded, adv.budget_frames, generator)
         loss_privacy, chosen = privacy_loss([b(seen) for b in budgets], adv.privacy_loss)
         loss_l1 = F.l1_loss(degraded, _reference(x, channels))
         step(loss_target + adv.gamma * loss_privacy + adv.alpha * loss_l1, [opt_d, opt_t],
@@ -231,13 +231,6 @@ def _train_budgets(budgets, optimizers, degrader, batches, clip_batch, identitie
         loss = sum(F.cross_entropy(lg, labels) for lg in logits)
         step(loss, optimizers, where)
     return cap, accuracy_now
-
-
-def _frames(total: int, frames: int | None, generator: torch.Generator) -> torch.Tensor | slice:
-    """Indices of `frames` random frames out of `total` (all frames when None or >= total)."""
-    if frames is None or frames >= total:
-        return slice(None)
-    return torch.randperm(total, generator=generator)[:frames].sort().values
 
 
 def _reference(x: torch.Tensor, channels: int) -> torch.Tensor:

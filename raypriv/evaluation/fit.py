@@ -72,7 +72,7 @@ def _to_input(clips: torch.Tensor, device: torch.device, transform: Transform | 
     return transform(x) if transform is not None else x
 
 
-def _frame_subset(clips: torch.Tensor, frames: int | None, generator: torch.Generator) -> torch.Tensor:
+def frame_subset(clips: torch.Tensor, frames: int | None, generator: torch.Generator) -> torch.Tensor:
     """`frames` random frames of every clip in the batch (all of them when None or >= T)."""
     if frames is None or frames >= clips.shape[2]:
         return clips
@@ -134,7 +134,7 @@ def fit_classifier(
         for idx in _batches(len(clips), batch_size, generator):
             if len(idx) < 2:  # BatchNorm cannot train on a single clip
                 continue
-            logits = model(_to_input(_frame_subset(clips[idx], train_frames, generator), device, transform))
+            logits = model(_to_input(frame_subset(clips[idx], train_frames, generator), device, transform))
             step(F.cross_entropy(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
         sched.step()
         acc = accuracy(model, *val, transform=transform, device=device)
