@@ -67,7 +67,9 @@ def test_parent_and_child_runs_are_found_again_never_duplicated(where, tmp_path)
     first = _trial(where, experiment_id, parent, 0, 0.7, 0.3, tmp_path)
     retried = store.TrialRun.start(where.tracking_uri, experiment_id, parent, sweep="s1", trial="trial_0000", number=0,
                                    params={"gamma": 1.0, "budget": "tiny"}, tags={})
-    assert retried.run_id == first
+    assert retried.run_id == first and retried.logged_through == 2
+    for it in (1, 2, 3):  # the retry retrains from the start: steps already logged are skipped
+        retried.log_iteration({"iteration": it, "loss_target": 9.0 if it < 3 else 1 / 3})
     retried.finish()
     children = store.child_runs(client, experiment_id, parent)
     assert len(children) == 1
@@ -79,7 +81,7 @@ def test_parent_and_child_runs_are_found_again_never_duplicated(where, tmp_path)
     assert tags[store.TAG_SWEEP] == "s1" and tags[store.TAG_TRIAL] == "trial_0000" and tags[store.TAG_FULL_BUDGET] == "true"
     assert tags[store.TAG_VERSION] == "0.1.0" and len(tags[store.TAG_COMMIT]) in (40, len("unknown"))
     history = client.get_metric_history(first, "train/loss_target")
-    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5)]
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]
     artifacts = {a.path for a in client.list_artifacts(first)}
     assert {"degrader.pt2", "samples.png", "config.yaml"} <= artifacts
 

@@ -46,6 +46,7 @@ TAG_VERSION = "raypriv.version"
 TAG_FULL_BUDGET = "raypriv.full_budget"
 TAG_PARETO = "raypriv.pareto"
 TAG_PARENT = "mlflow.parentRunId"
+PROGRESS_METRIC = "train/loss_target"  # logged at every adversarial iteration: how far a trial's run got
 
 
 @dataclass(frozen=True)
@@ -218,9 +219,12 @@ def _numeric(value: Any) -> bool:
 class TrialRun:
     """The MLflow child run of one trial; written from the trial's rank-0 Train worker only."""
 
-    def __init__(self, mlflow_client, run_id: str) -> None:
+    def __init__(self, mlflow_client, run_id: str, logged_through: int = 0) -> None:
         self.client = mlflow_client
         self.run_id = run_id
+        # Last iteration an earlier attempt of the trial logged: a retried trial retrains from the
+        # start, and its iterations up to this one are not logged again (one value per step).
+        self.logged_through = logged_through
 
     @classmethod
     def start(cls, tracking_uri: str, experiment_id: str, parent_run_id: str, *, sweep: str, trial: str,
@@ -231,9 +235,11 @@ class TrialRun:
         c = client(tracking_uri)
         runs = c.search_runs([experiment_id], max_results=2, filter_string=(
             f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial}'"))
+        logged_through = 0
         if runs:
             run_id = runs[0].info.run_id
             c.update_run(run_id, status="RUNNING")
+            logged_through = max((m.step for m in c.get_metric_history(run_id, PROGRESS_METRIC)), default=0)
         else:
             run_id = c.create_run(experiment_id, run_name=trial, tags={
                 **tags, TAG_PARENT: parent_run_id, TAG_SWEEP: sweep, TAG_ROLE: "trial", TAG_TRIAL: trial,
@@ -241,13 +247,15 @@ class TrialRun:
             }).info.run_id
         # Same names and values on a retry, which MLflow accepts.
         c.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
-        return cls(c, run_id)
+        return cls(c, run_id, logged_through)
 
     def log_iteration(self, row: Mapping[str, Any]) -> None:
         """One adversarial iteration's training metrics, as `train/<name>` at step = iteration."""
         from mlflow.entities import Metric
 
         step = int(row["iteration"])
+        if step <= self.logged_through:
+            return
         now = int(time.time() * 1000)
         metrics = [Metric(f"train/{k}", float(v), now, step) for k, v in row.items() if k != "iteration" and _numeric(v)]
         if metrics:
