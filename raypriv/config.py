@@ -140,14 +140,24 @@ class ConfigError(ValueError):
     """A config file or override is wrong; the message names the file, the key and what is allowed."""
 
 
-def load_run_config(path: str | Path, profile: str | None = None, overrides: tuple[str, ...] = ()) -> RunConfig:
-    """Resolve `base` + `profiles[profile]` + `overrides` ("a.b=value") from a search-space YAML."""
+def load_run_config(
+    path: str | Path, profile: str | None = None, overrides: tuple[str, ...] = (), *, sweep_trial: bool = False
+) -> RunConfig:
+    """Resolve `base` + `profiles[profile]` + `overrides` ("a.b=value") from a search-space YAML.
+
+    With `sweep_trial`, the `trial:` mappings (top level, then the profile's) are merged before the
+    overrides: what one sweep trial changes from the profile's run config (the search's fidelity).
+    """
     path = Path(path)
     doc = _read_space_file(path)
     raw = copy.deepcopy(doc["base"]) or {}
-    if profile is not None:
-        # A profile's `sweep` and `space` keys belong to `raypriv sweep` (load_sweep_config).
-        raw = _merge(raw, {k: v for k, v in _profile(doc, profile, path).items() if k not in _SWEEP_KEYS})
+    chosen = _profile(doc, profile, path) if profile is not None else {}
+    # A profile's `sweep`, `space` and `trial` keys belong to `raypriv sweep` (load_sweep_config).
+    raw = _merge(raw, {k: v for k, v in chosen.items() if k not in _SWEEP_KEYS})
+    if sweep_trial:
+        source = f"{path}" + (f" (profile {profile})" if profile else "")
+        for key, trial in (("trial", doc.get("trial")), (f"profiles.{profile}.trial", chosen.get("trial"))):
+            raw = _merge(raw, _mapping(trial, key, source))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -179,7 +189,7 @@ def _read_space_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping with a 'base' key (and optional 'profiles')")
     unknown = sorted(set(doc) - {"base", "profiles", *_SWEEP_KEYS})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed: base, profiles, space, sweep")
+        raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed: base, profiles, {', '.join(_SWEEP_KEYS)}")
     return doc
 
 
@@ -209,9 +219,11 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 # A search-space YAML may also hold `space:` (what Optuna samples over the resolved run config)
 # and `sweep:` (how the sweep runs). A profile may override both: its `sweep` keys replace the
 # top-level ones, and each parameter in its `space` replaces the top-level one of that name
-# (`null` removes it), so `smoke` can search tiny models only.
+# (`null` removes it), so `smoke` can search tiny models only. `trial:` (top level, then the
+# profile's) is run config that only sweep trials apply over the profile: a cheaper search
+# fidelity (fewer iterations and epochs), so a sweep's many trials fit where one full run fits.
 
-_SWEEP_KEYS = ("space", "sweep")
+_SWEEP_KEYS = ("space", "sweep", "trial")
 
 
 class FloatParam(_Frozen):
@@ -339,7 +351,7 @@ def load_sweep_config(
     bounds and at each of its choices, so a bad space fails here, before Ray or MLflow start.
     """
     path = Path(path)
-    run = load_run_config(path, profile, overrides)
+    run = load_run_config(path, profile, overrides, sweep_trial=True)
     doc = _read_space_file(path)
     chosen = _profile(doc, profile, path) if profile is not None else {}
     source = f"{path}" + (f" (profile {profile})" if profile else "")

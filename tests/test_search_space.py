@@ -93,6 +93,21 @@ def test_sweep_and_space_keys_in_profiles_leave_the_run_config_alone():
     assert load_run_config(SBU, "smoke").adversarial.iterations == 4  # `raypriv train` ignores them
 
 
+def test_trial_blocks_apply_to_sweep_trials_only_and_overrides_win(tmp_path):
+    doc = yaml.safe_load(SBU.read_text())
+    doc["trial"] = {"adversarial": {"iterations": 3, "gamma": 0.5}}
+    doc["profiles"]["smoke"]["trial"] = {"adversarial": {"iterations": 2}, "evaluation": {"epochs": 1}}
+    path = tmp_path / "sbu.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    assert load_run_config(path, "smoke").adversarial.iterations == 4  # `raypriv train`: no trial block
+    run = load_sweep_config(path, "smoke", ("adversarial.gamma=4.0",)).run
+    assert (run.adversarial.iterations, run.adversarial.gamma) == (2, 4.0)  # profile's trial, then --set
+    doc["profiles"]["smoke"]["trial"] = {"adversarial": {"iterations": -1}}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="adversarial.iterations"):
+        load_sweep_config(path, "smoke")
+
+
 def _with(tmp_path, edit) -> Path:
     doc = yaml.safe_load(SBU.read_text())
     edit(doc)
@@ -129,7 +144,7 @@ def _with(tmp_path, edit) -> Path:
      ["space.budget choice 'plain'", "evaluation.attackers ['plaincnn_d3_w32'] are of budget-model families (plaincnn)"]),
     (lambda d: d["sweep"].update(trails=3), ["sweep.trails: Extra inputs are not permitted"]),
     (lambda d: d["sweep"].update(sampler="cmaes"), ["sweep.sampler: Input should be 'tpe', 'nsga2' or 'random'"]),
-    (lambda d: d.update(spaces={}), ["unknown top-level keys ['spaces']; allowed: base, profiles, space, sweep"]),
+    (lambda d: d.update(spaces={}), ["unknown top-level keys ['spaces']; allowed: base, profiles, space, sweep, trial"]),
 ])
 def test_bad_spaces_name_the_file_the_key_and_the_allowed_values(tmp_path, edit, messages):
     path = _with(tmp_path, edit)
