@@ -114,6 +114,8 @@ def train_command(experiment, synthetic, root, profile, config, overrides, out) 
         metrics = run_training(cfg, out, synthetic=synthetic, root=root, progress=sys.stderr.isatty(), log=click.echo)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
+    except FloatingPointError as err:
+        raise click.ClickException(f"training diverged: {err}; lower the learning rates or gamma") from None
     click.echo(
         f"A_T {100 * metrics['target_acc']:.1f} %  A_T fresh {100 * metrics['target_acc_fresh']:.1f} %  "
         f"A_B^N {100 * metrics['privacy_acc']:.1f} % (worst: {metrics['worst_attacker']}; "
@@ -240,7 +242,10 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
     report = outcome.report
     click.echo(f"\nsweep {outcome.sweep_id}: {len(report.records)} trials, {len(report.complete)} complete "
                f"({outcome.study_complete} COMPLETE in the Optuna study), {len(outcome.errored)} failed, "
-               f"in {outcome.seconds:.0f} s")
+               f"{len(outcome.diverged)} diverged, in {outcome.seconds:.0f} s")
+    if outcome.diverged:
+        click.echo(f"diverged (loss became NaN/inf; FAILED in MLflow with the reason in tag raypriv.failure, "
+                   f"FAIL in Optuna, left out of the Pareto front): {', '.join(outcome.diverged)}")
     if outcome.overhead_seconds:
         overheads = sorted(outcome.overhead_seconds.values())
         click.echo(f"Ray + MLflow overhead per trial (trial wall time minus training): median "

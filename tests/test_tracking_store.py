@@ -111,3 +111,53 @@ def test_pareto_command_rebuilds_the_report_from_mlflow_alone(where, tmp_path):
 def test_redact_hides_passwords():
     assert store.redact("postgresql://me:secret@db:5432/optuna") == "postgresql://me:***@db:5432/optuna"
     assert "secret" not in store.redact("https://me:secret@mlflow.example")
+
+
+class _FlakyClient:
+    """An MLflow client whose server is down while `down` is set (connection refused)."""
+
+    def __init__(self):
+        self.down, self.logged, self.terminated = True, [], None
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=()):
+        import requests
+
+        if self.down:
+            raise requests.exceptions.ConnectionError("connection refused")
+        self.logged += [(m.key, m.step, m.value) for m in metrics]
+
+    def set_terminated(self, run_id, status):
+        self.terminated = status
+
+
+def test_an_outage_buffers_iterations_without_stopping_and_replays_them_once_in_order():
+    client = _FlakyClient()
+    run = store.TrialRun(client, "run")
+    run.log_iteration({"iteration": 1, "loss_target": 1.0})
+    run.log_iteration({"iteration": 2, "loss_target": 0.5})
+    assert client.logged == [] and len(run.pending) == 2 and run.outages == 2
+    client.down = False
+    run.log_iteration({"iteration": 3, "loss_target": 0.25})
+    assert client.logged == [("train/loss_target", 1, 1.0), ("train/loss_target", 2, 0.5), ("train/loss_target", 3, 0.25)]
+    assert run.pending == []
+    run.finish()
+    assert client.terminated == "FINISHED"
+
+
+def test_with_retry_backs_off_then_names_what_it_was_doing():
+    import requests
+
+    waits, now = [], [0.0]
+
+    def sleep(s):
+        waits.append(s)
+        now[0] += s
+
+    def down():
+        raise requests.exceptions.ConnectionError("refused")
+
+    with pytest.raises(RuntimeError, match=r"MLflow unreachable for \d+ s while ending the run: ConnectionError"):
+        store.with_retry(down, "ending the run", deadline_s=40, sleep=sleep, clock=lambda: now[0])
+    assert waits == [1.0, 2.0, 4.0, 8.0, 15.0]
+    calls = iter([down, lambda: "ok"])
+    assert store.with_retry(lambda: next(calls)(), "x", sleep=sleep, clock=lambda: now[0]) == "ok"

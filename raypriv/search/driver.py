@@ -40,6 +40,7 @@ class SweepOutcome:
     locations: Locations
     report: Report | None
     errored: list[str] = field(default_factory=list)  # trial names
+    diverged: list[str] = field(default_factory=list)  # trials whose loss became NaN/inf: FAILED, not retried
     overhead_seconds: dict[str, float] = field(default_factory=dict)  # trial -> wall time minus trainer time
     trial_seconds: dict[str, float] = field(default_factory=dict)
     study_complete: int = 0  # COMPLETE trials in the Optuna study
@@ -101,6 +102,8 @@ def run_sweep(
         name = result.path and Path(result.path).name
         if result.error is not None:
             outcome.errored.append(name)
+        elif result.metrics.get("diverged"):
+            outcome.diverged.append(name)
         elif "overhead_seconds" in result.metrics:
             outcome.overhead_seconds[name] = result.metrics["overhead_seconds"]
             outcome.trial_seconds[name] = result.metrics["trial_seconds"]

@@ -18,6 +18,7 @@ This module imports Ray Tune and Optuna: only the sweep driver and Ray's own pro
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -45,6 +46,13 @@ class NumberedOptunaSearch(OptunaSearch):
             # end-to-end sweep test checks the names, so a change there fails loudly.
             config[TRIAL_NUMBER] = self._ot_trials[trial_id].number
         return config
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        # A trial that ended without finite objectives (it diverged) is an Optuna FAIL: told as
+        # COMPLETE with NaN values, Optuna refuses the values and leaves the trial RUNNING.
+        if result is not None and not all(math.isfinite(result.get(m, math.nan)) for m in OBJECTIVES):
+            result, error = None, True
+        super().on_trial_complete(trial_id, result, error)
 
 
 def tune_trial_name(trial) -> str:

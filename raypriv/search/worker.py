@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +54,35 @@ def train_worker(config: dict[str, Any]) -> None:
     def on_iteration(row: dict[str, float]) -> None:
         if record:
             record.log_iteration(row)
+        _inject_fault(plan, trial, int(row["iteration"]))
         if int(row["iteration"]) % every == 0:
             ray.train.report({**{k: v for k, v in row.items() if isinstance(v, (int, float))},
                               **{k: math.nan for k in OBJECTIVES}})
 
+    started = time.perf_counter()
     try:
-        metrics = run_training(trial.run, out, synthetic=plan.synthetic, root=plan.root,
-                               log=lambda message: _log.info("[%s] %s", trial.name, message),
-                               on_iteration=on_iteration)
+        try:
+            metrics = run_training(trial.run, out, synthetic=plan.synthetic, root=plan.root,
+                                   log=lambda message: _log.info("[%s] %s", trial.name, message),
+                                   on_iteration=on_iteration)
+        except FloatingPointError as err:
+            # The configuration diverged (a NaN/inf loss, named with its phase and step): the same
+            # config would diverge again, so the trial ends here, FAILED with the reason, and is not
+            # retried; Optuna is told FAIL (NumberedOptunaSearch) and the Pareto report skips it.
+            _log.warning("[%s] diverged: %s", trial.name, err)
+            if record:
+                record.finish("FAILED", reason=f"diverged: {err}")
+                record = None
+            ray.train.report({"iteration": 0, **{k: math.nan for k in OBJECTIVES}, "target_acc_fresh": math.nan,
+                              "full_budget": 0.0, "diverged": 1.0, "trainer_seconds": time.perf_counter() - started})
+            return
         result = _final_report(metrics, trial)
         if record:
             record.log_result(metrics, [out / name for name in ARTIFACTS], full_budget=bool(result["full_budget"]))
         ray.train.report(result, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
-    except BaseException:
+    except BaseException as err:
         if record:
-            record.finish("FAILED")
+            record.finish("FAILED", reason=f"{type(err).__name__}: {err}")
         raise
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -82,5 +98,27 @@ def _final_report(metrics: dict[str, Any], trial: TrialSpec) -> dict[str, Any]:
         "target_acc_fresh": metrics["target_acc_fresh"],
         "privacy_acc": metrics["privacy_acc"],
         "full_budget": float(iterations == trial.run.adversarial.iterations),
+        "diverged": 0.0,
         "trainer_seconds": metrics["seconds"]["total"],
     }
+
+
+FAULT_ENV = "RAYPRIV_INJECT_FAULT"
+
+
+def _inject_fault(plan: SweepPlan, trial: TrialSpec, iteration: int) -> None:
+    """Fault injection for the reliability tests (tests/test_reliability_sweep.py), as Ray tests itself:
+    `RAYPRIV_INJECT_FAULT=trial_0000@2` makes that trial's worker raise after iteration 2, once per
+    sweep (a marker in the trial's Ray Train folder), so Ray Train's FailureConfig retries it."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    name, _, at = spec.partition("@")
+    if name != trial.name or iteration != int(at or 0) or "://" in plan.train_storage:
+        return
+    marker = Path(plan.train_storage) / f"{trial.name}.fault-injected"
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+    raise RuntimeError(f"injected fault ({FAULT_ENV}={spec}) in {trial.name} after iteration {iteration}")

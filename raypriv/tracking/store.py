@@ -45,6 +45,7 @@ TAG_DIRTY = "raypriv.git_dirty"
 TAG_VERSION = "raypriv.version"
 TAG_FULL_BUDGET = "raypriv.full_budget"
 TAG_PARETO = "raypriv.pareto"
+TAG_FAILURE = "raypriv.failure"
 TAG_PARENT = "mlflow.parentRunId"
 PROGRESS_METRIC = "train/loss_target"  # logged at every adversarial iteration: how far a trial's run got
 
@@ -216,8 +217,42 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+OUTAGE_DEADLINE_S = 900.0  # how long a trial waits for its tracking store to come back before failing
+
+
+def _tracking_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, requests.exceptions.RequestException, OSError)
+
+
+def with_retry(call, what: str, *, deadline_s: float = OUTAGE_DEADLINE_S, first_wait_s: float = 1.0,
+               sleep=time.sleep, clock=time.monotonic):
+    """`call()`, retried with backoff (1, 2, 4 .. 15 s) while the tracking store is unreachable, for
+    up to `deadline_s`; then the last error, naming `what`. MLflow's own HTTP retries are turned off
+    for the call, so an outage costs the wait and nothing else (writes are idempotent by step)."""
+    errors = _tracking_errors()
+    start, wait = clock(), first_wait_s
+    while True:
+        try:
+            with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"):
+                return call()
+        except errors as err:
+            if clock() - start + wait > deadline_s:
+                raise RuntimeError(f"MLflow unreachable for {clock() - start:.0f} s while {what}: "
+                                   f"{type(err).__name__}") from None
+            sleep(wait)
+            wait = min(2 * wait, 15.0)
+
+
 class TrialRun:
-    """The MLflow child run of one trial; written from the trial's rank-0 Train worker only."""
+    """The MLflow child run of one trial; written from the trial's rank-0 Train worker only.
+
+    Tracking outages never stop training: per-iteration metrics are buffered and replayed with the
+    next iteration (same key, step and timestamp, which MLflow stores once), and the final result
+    and the run's end wait for the store to come back (`with_retry`).
+    """
 
     def __init__(self, mlflow_client, run_id: str, logged_through: int = 0) -> None:
         self.client = mlflow_client
@@ -225,6 +260,25 @@ class TrialRun:
         # Last iteration an earlier attempt of the trial logged: a retried trial retrains from the
         # start, and its iterations up to this one are not logged again (one value per step).
         self.logged_through = logged_through
+        self.pending: list = []  # metrics not yet accepted by the tracking store
+        self.outages = 0  # flushes that found the store unreachable (what the outage cost: nothing lost)
+
+    def flush(self, *, wait: bool = False) -> bool:
+        """Send the buffered metrics; with `wait`, retry until the store answers (`with_retry`)."""
+        if not self.pending:
+            return True
+        batch = self.pending[:1000]  # MLflow's log_batch limit
+        try:
+            if wait:
+                with_retry(lambda: self.client.log_batch(self.run_id, metrics=batch), "flushing metrics")
+            else:
+                with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0"):
+                    self.client.log_batch(self.run_id, metrics=batch)
+        except _tracking_errors():
+            self.outages += 1
+            return False
+        del self.pending[: len(batch)]
+        return self.flush(wait=wait)
 
     @classmethod
     def start(cls, tracking_uri: str, experiment_id: str, parent_run_id: str, *, sweep: str, trial: str,
@@ -233,20 +287,25 @@ class TrialRun:
         from mlflow.entities import Param
 
         c = client(tracking_uri)
-        runs = c.search_runs([experiment_id], max_results=2, filter_string=(
-            f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial}'"))
-        logged_through = 0
-        if runs:
-            run_id = runs[0].info.run_id
-            c.update_run(run_id, status="RUNNING")
-            logged_through = max((m.step for m in c.get_metric_history(run_id, PROGRESS_METRIC)), default=0)
-        else:
-            run_id = c.create_run(experiment_id, run_name=trial, tags={
+
+        def find_or_create() -> tuple[str, int]:
+            runs = c.search_runs([experiment_id], max_results=2, filter_string=(
+                f"tags.`{TAG_PARENT}` = '{parent_run_id}' and tags.`{TAG_TRIAL}` = '{trial}'"))
+            if runs:
+                run_id = runs[0].info.run_id
+                c.update_run(run_id, status="RUNNING")
+                return run_id, max((m.step for m in c.get_metric_history(run_id, PROGRESS_METRIC)), default=0)
+            return c.create_run(experiment_id, run_name=trial, tags={
                 **tags, TAG_PARENT: parent_run_id, TAG_SWEEP: sweep, TAG_ROLE: "trial", TAG_TRIAL: trial,
                 TAG_NUMBER: str(number),
-            }).info.run_id
+            }).info.run_id, 0
+
+        # Found by its trial tag before anything is created, so a retry after an outage that hit
+        # create_run mid-way reuses the run if it was created.
+        run_id, logged_through = with_retry(find_or_create, f"starting the run of {trial}")
         # Same names and values on a retry, which MLflow accepts.
-        c.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())])
+        with_retry(lambda: c.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(params.items())]),
+                   f"logging the parameters of {trial}")
         return cls(c, run_id, logged_through)
 
     def log_iteration(self, row: Mapping[str, Any]) -> None:
@@ -257,9 +316,8 @@ class TrialRun:
         if step <= self.logged_through:
             return
         now = int(time.time() * 1000)
-        metrics = [Metric(f"train/{k}", float(v), now, step) for k, v in row.items() if k != "iteration" and _numeric(v)]
-        if metrics:
-            self.client.log_batch(self.run_id, metrics=metrics)
+        self.pending += [Metric(f"train/{k}", float(v), now, step) for k, v in row.items() if k != "iteration" and _numeric(v)]
+        self.flush()
 
     def log_result(self, metrics: Mapping[str, Any], files: list[Path], *, full_budget: bool) -> None:
         """The final two-fold metrics, every attacker's accuracy, the run's files, and summary tags."""
@@ -274,14 +332,20 @@ class TrialRun:
         tags = {TAG_FULL_BUDGET: str(full_budget).lower(), "worst_attacker": str(metrics.get("worst_attacker")),
                 "budget_models": ",".join(metrics.get("budget_models", [])),
                 "attackers": ",".join(metrics.get("attackers", []))}
-        self.client.log_batch(
+        self.flush(wait=True)
+        with_retry(lambda: self.client.log_batch(
             self.run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in values.items() if _numeric(v)],
             tags=[RunTag(k, v) for k, v in tags.items()],
-        )
+        ), "logging the two-fold result")
         for path in files:
             if path.exists():
-                self.client.log_artifact(self.run_id, str(path))
+                with_retry(lambda: self.client.log_artifact(self.run_id, str(path)), f"uploading {path.name}")
 
-    def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status=status)
+    def finish(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        """End the run; a failed one carries its reason as the tag `raypriv.failure` (one line)."""
+        self.flush(wait=True)
+        if reason:
+            with_retry(lambda: self.client.set_tag(self.run_id, TAG_FAILURE, reason.splitlines()[0][:500]),
+                       "tagging the failure")
+        with_retry(lambda: self.client.set_terminated(self.run_id, status=status), "ending the run")
