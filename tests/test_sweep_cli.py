@@ -8,20 +8,14 @@ sweep leaves, then rebuilds the report and resumes the finished sweep without du
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from raypriv.cli import cli
+from sweep_helpers import SWEEP_ENV_VARS, run_raypriv
 
-SWEEP_ENV_VARS = ("RAY_ADDRESS", "MLFLOW_TRACKING_URI", "RAYPRIV_HOME", "RAYPRIV_OPTUNA_STORAGE", "RAYPRIV_SBU_ROOT")
 
 
 @pytest.fixture
@@ -58,20 +52,7 @@ def test_bad_values_fail_before_anything_starts(tmp_path, clean_env):
     assert not home.exists()
 
 
-def _raypriv(*args: str, home: Path, timeout: int = 420) -> subprocess.CompletedProcess:
-    """The installed CLI in its own session, with a local Ray (no RAY_ADDRESS) and no auth token."""
-    exe = shutil.which("raypriv", path=str(Path(sys.executable).parent))
-    env = {k: v for k, v in os.environ.items() if k not in SWEEP_ENV_VARS}
-    env.update(RAY_AUTH_MODE="disabled", RAYPRIV_HOME=str(home))
-    proc = subprocess.Popen([exe, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-        out, _ = proc.communicate()
-        pytest.fail(f"raypriv {' '.join(args)} timed out:\n{out[-5000:]}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+_raypriv = run_raypriv
 
 
 @pytest.mark.slow

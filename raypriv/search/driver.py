@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from raypriv.config import SweepConfig
-from raypriv.search.plan import ResourceError, SweepPlan, check_resources, sweep_id
+from raypriv.search.plan import ResourceError, SweepPlan, check_resources, identity, sweep_id
 from raypriv.tracking.store import Locations, redact, scoped_env, storage_exists
 
 if TYPE_CHECKING:
@@ -78,6 +78,9 @@ def run_sweep(
         raise SweepError(f"sweep {sweep} already exists ({tune_path}); pass --resume to continue it, "
                          f"or change --seed (or the space) to start another")
     if resume and not exists:
+        changed = _changes_since(config, sweep, locations)
+        if changed:
+            raise SweepError(changed)
         raise SweepError(f"nothing to resume: no sweep {sweep} under {locations.home} (same profile, --set, "
                          f"--sampler and --seed as the sweep you mean?)")
     locations.home.mkdir(parents=True, exist_ok=True)
@@ -116,6 +119,31 @@ def run_sweep(
     outcome.study_complete = sum(1 for t in study_trials(locations.optuna_storage, sweep) if t.state.name == "COMPLETE")
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _flat(value, key: str = "") -> dict[str, object]:
+    if isinstance(value, dict):
+        return {k: v for name, item in value.items() for k, v in _flat(item, f"{key}.{name}" if key else name).items()}
+    return {key: value}
+
+
+def _changes_since(config: SweepConfig, sweep: str, locations: Locations) -> str | None:
+    """For --resume of a sweep id that does not exist: if a sweep of the same space, profile, sampler and
+    seed exists with another run config or space, the message listing what changed; else None."""
+    from raypriv.search.space import study_attrs
+
+    prefix = sweep.rsplit("-", 1)[0] + "-"
+    stored = {name: attrs["identity"] for name, attrs in study_attrs(locations.optuna_storage, prefix).items()
+              if "identity" in attrs}
+    if not stored:
+        return None
+    name, old = sorted(stored.items())[-1]
+    before, now = _flat(old), _flat(identity(config))
+    diffs = [f"{k}: {before.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}"
+             for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    return (f"cannot resume: the run config or search space differs from sweep {name}'s ({len(diffs)} change(s): "
+            f"{'; '.join(diffs[:12])}{'; ...' if len(diffs) > 12 else ''}). Resume with the same YAML and --set "
+            f"values, or start a new sweep without --resume")
 
 
 def _data_args(synthetic: bool, root: str | None) -> str:
@@ -287,6 +315,7 @@ def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable
             study.set_metric_names(["A_T", "A_B^N"])
             study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
             study.set_user_attr("source", plan.config.source)
+            study.set_user_attr("identity", identity(plan.config))  # explains a refused --resume
             searcher = NumberedOptunaSearch(
                 space=to_optuna(plan.config.space), metric=list(OBJECTIVES), mode=list(OBJECTIVES.values()),
                 sampler=make_sampler(s.sampler, seed=s.seed, trials=s.trials, concurrency=s.concurrency),

@@ -49,17 +49,19 @@ def trial_name(number: int) -> str:
     return f"trial_{number:04d}"
 
 
+def identity(config: SweepConfig) -> dict[str, Any]:
+    """What the sweep id digests besides the data: the resolved run config and the space (JSON)."""
+    return {"run": config.run.model_dump(mode="json"),
+            "space": {name: param.model_dump(mode="json") for name, param in config.space.items()}}
+
+
 def sweep_id(config: SweepConfig, *, synthetic: bool, root: str | None) -> str:
     """`<space>-<profile>-<sampler>-s<seed>-<digest>`: the same sweep always gets the same id.
 
     The digest covers what changes the results (the resolved run config, the space, the data);
     trials, concurrency and resources do not enter it, so `--resume` can pick a sweep up again.
     """
-    payload = json.dumps({
-        "run": config.run.model_dump(mode="json"),
-        "space": {name: param.model_dump(mode="json") for name, param in config.space.items()},
-        "data": "synthetic" if synthetic else root,
-    }, sort_keys=True)
+    payload = json.dumps({**identity(config), "data": "synthetic" if synthetic else root}, sort_keys=True)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
     return f"{config.name}-{config.profile or 'base'}-{config.sweep.sampler}-s{config.sweep.seed}-{digest}"
 

@@ -75,3 +75,13 @@ def study_trials(storage_url: str, study_name: str) -> list | None:
     except KeyError:
         return None
     return study.get_trials(deepcopy=False)
+
+
+def study_attrs(storage_url: str, prefix: str) -> dict[str, dict]:
+    """User attributes of every study in `storage_url` whose name starts with `prefix`, by study name."""
+    from pathlib import Path
+
+    if storage_url.startswith("sqlite:///") and not Path(storage_url[len("sqlite:///"):]).exists():
+        return {}
+    return {s.study_name: s.user_attrs for s in optuna.get_all_study_summaries(storage_url, include_best_trial=False)
+            if s.study_name.startswith(prefix)}
