@@ -163,7 +163,11 @@ def load_run_config(
         if not sep or not key:
             raise ConfigError(f"override {item!r} must look like key=value, e.g. adversarial.gamma=2.0")
         key = ALIASES.get(key.strip(), key.strip())
-        raw = _merge(raw, _nest(key.split("."), yaml.safe_load(value)))
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(err)}") from None
+        raw = _merge(raw, _nest(key.split("."), parsed))
     return parse_run_config(raw, source=f"{path}" + (f" (profile {profile})" if profile else ""))
 
 
@@ -171,11 +175,7 @@ def parse_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"{key}: {e['msg']}")
-        raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        raise ConfigError(f"{source}: " + "; ".join(_describe(err))) from None
 
 
 def _read_space_file(path: Path) -> dict[str, Any]:
@@ -184,13 +184,22 @@ def _read_space_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(doc, dict) or "base" not in doc:
         raise ConfigError(f"{path}: expected a mapping with a 'base' key (and optional 'profiles')")
     unknown = sorted(set(doc) - {"base", "profiles", *_SWEEP_KEYS})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level keys {unknown}; allowed: base, profiles, {', '.join(_SWEEP_KEYS)}")
     return doc
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: what is wrong and where (its own message spans five lines)."""
+    problem = getattr(err, "problem", None)
+    mark = getattr(err, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(err).split())
 
 
 def _profile(doc: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
@@ -399,7 +408,19 @@ def _mapping(value: Any, key: str, source: str) -> dict[str, Any]:
 
 
 def _describe(err: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()]
+    """One "key: problem (got value)" per error; the value only when it is a scalar the user typed."""
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        value = e.get("input")
+        got = f" (got {_short(value)})" if isinstance(value, (str, int, float, bool)) else ""
+        problems.append(f"{key}: {e['msg']}{got}")
+    return problems
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _run_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[str]:

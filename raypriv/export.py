@@ -3,6 +3,8 @@
 - `export_degrader` / `load_degrader`: f_d's per-frame function as a `torch.export` program
   (`degrader.pt2`). A camera needs nothing but torch to run it: the graph holds aten operators
   only, no raypriv classes (and TorchScript, the old route, is deprecated in torch 2.14).
+  `load_degrader` checks a file against what `export_degrader` writes before torch reads it, since
+  `torch.export.load` of a crafted archive runs arbitrary code.
 - `save_weights` / `load_weights`: the state dicts of f_d, f_T and the budget models f_b in one
   safetensors file, so checkpoints load without unpickling.
 - `save_samples`: original frames beside f_d(X), as in the paper's Fig. 4/5.
@@ -12,7 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
+import re
+import tokenize
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -102,15 +108,147 @@ def _check_matches_eager(module: nn.Module, exported: nn.Module) -> None:
 
 
 def load_degrader(path: Path) -> nn.Module:
-    """Load an exported f_d (`export_degrader`): a module mapping `[N, 3, H, W]` -> `[N, C, H, W]`."""
+    """Load an exported f_d (`export_degrader`): a module mapping `[N, 3, H, W]` -> `[N, C, H, W]`.
+
+    Raises `RuntimeError` naming the path for anything `export_degrader` would not have written,
+    before torch unpickles or evaluates any of it.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no exported degrader at {path}")
+    data = path.read_bytes()  # checked and loaded from the same bytes
+    _check_program_archive(data, path)
     try:
-        program = torch.export.load(path)
+        program = torch.export.load(io.BytesIO(data))
     except Exception as error:
-        raise RuntimeError(f"{path} is not a readable torch.export program (corrupt or not a .pt2): {error}") from error
+        raise RuntimeError(f"{path} is not a readable torch.export program (corrupt or not a .pt2): "
+                           f"{_first_line(error)}") from error
+    # Guard code that `.module()` generates is built from the user inputs' metadata: one frame tensor.
+    user_inputs = [node for node in program.graph.nodes
+                   if node.op == "placeholder" and node.name in program.graph_signature.user_inputs]
+    if len(user_inputs) != 1 or not isinstance(user_inputs[0].meta.get("val"), torch.Tensor) \
+            or program.call_spec.in_spec != torch.utils._pytree.tree_structure(((torch.empty(0),), {})):
+        raise RuntimeError(f"{path} is an exported program but not a degrader: it must take one argument, a tensor "
+                           f"of frames [N, 3, H, W] (it takes {len(user_inputs)} inputs)")
     return program.module()
+
+
+# What `torch.export.save` writes for one program named "model" holding plain tensors, under one
+# top-level folder. Anything else (pickled weights or constants, torchbind or opaque objects,
+# AOTInductor libraries, legacy formats) is refused rather than handed to torch.
+_ARCHIVE_MEMBERS = re.compile(
+    r"archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/model\.json"
+    r"|data/weights/model_weights_config\.json|data/weights/weight_\d+"
+    r"|data/constants/model_constants_config\.json|data/constants/tensor_\d+|data/sample_inputs/model\.pt"
+)
+_REQUIRED_MEMBERS = ("archive_format", "models/model.json", "data/weights/model_weights_config.json",
+                     "data/constants/model_constants_config.json", "data/sample_inputs/model.pt")
+
+
+def _check_program_archive(data: bytes, path: Path) -> None:
+    """Refuse a .pt2 that torch would run code from, or that is not shaped like `export_degrader`'s output.
+
+    torch 2.14's `torch.export.load` unpickles the sample inputs (retrying with `weights_only=False`
+    when the safe load fails) and every payload its config marks `use_pickle`, evaluates each
+    symbolic shape expression with `sympy.sympify` (Python `eval`), and `.module()` `exec`s the
+    program's guard code. So: only the members above; no pickled payload; sample inputs that
+    load with `weights_only=True`; no guard code; shape expressions made of sympy classes only.
+    """
+
+    def refuse(reason: str) -> RuntimeError:
+        return RuntimeError(f"{path} is not a degrader exported by raypriv (torch.export .pt2): {reason}; "
+                            "refusing to load it")
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise refuse("not a zip archive") from None
+    if len(set(names)) != len(names):  # which copy torch would read is not ours to guess
+        raise refuse("it holds a member twice")
+    roots = {name.split("/", 1)[0] for name in names}
+    if len(roots) != 1 or any("/" not in name for name in names):
+        raise refuse(f"expected every member under one top-level folder, found {sorted(roots)[:5]}")
+    members = {name.split("/", 1)[1]: name for name in names}
+    unexpected = sorted(member for member in members if not _ARCHIVE_MEMBERS.fullmatch(member))
+    if unexpected:
+        raise refuse(f"unexpected members {unexpected[:5]}")
+    missing = [member for member in _REQUIRED_MEMBERS if member not in members]
+    if missing:
+        raise refuse(f"missing members {missing}")
+    try:
+        if archive.read(members["archive_format"]) != b"pt2":
+            raise refuse("archive_format is not 'pt2'")
+        for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
+            pickled = sorted(name for name, payload in json.loads(archive.read(members[config]))["config"].items()
+                             if payload.get("use_pickle", True))
+            if pickled:
+                raise refuse(f"{config} stores {pickled[:3]} as pickles")
+        try:
+            torch.load(io.BytesIO(archive.read(members["data/sample_inputs/model.pt"])), weights_only=True)
+        except Exception as error:
+            needs = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+            raise refuse("its sample inputs are a pickle that torch.load(weights_only=True) refuses"
+                         + (f" (it calls {needs[1]})" if needs else "")) from None
+        program = json.loads(archive.read(members["models/model.json"]))
+        if program.get("guards_code"):
+            raise refuse("it carries guard code, which torch would execute")
+        bad = next((e for e in _strings_under(program, "expr_str") if not _is_plain_sympy(e)), None)
+        if bad is not None:
+            raise refuse(f"shape expression {bad[:80]!r} is not made of sympy classes and numbers")
+    except (KeyError, TypeError, AttributeError, UnicodeDecodeError, json.JSONDecodeError,
+            zipfile.BadZipFile, OSError) as error:
+        raise refuse(f"malformed archive ({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _strings_under(node, key: str) -> Iterator[str]:
+    """Every string stored under `key` anywhere in parsed JSON."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            if name == key and isinstance(value, str):
+                yield value
+            else:
+                yield from _strings_under(value, key)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings_under(value, key)
+
+
+_PLAIN_STRING = re.compile(r"'[A-Za-z_][A-Za-z0-9_]*'|'[-+0-9.e]+'")
+
+
+def _is_plain_sympy(expression: str) -> bool:
+    """True for a `sympy.srepr`-style expression, e.g. `Add(Symbol('s0', integer=True), Integer(-1))`:
+    calls of sympy classes (no builtins such as eval or __import__) on numbers, names and other calls."""
+    import sympy
+    from torch.utils._sympy import functions
+
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(expression).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return False
+    for index, token in enumerate(tokens):
+        following = tokens[index + 1].string if index + 1 < len(tokens) else ""
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.NUMBER):
+            continue
+        if token.type == tokenize.OP and token.string in {"(", ")", ",", "=", "-", "+", "*", "/"}:
+            continue
+        if token.type == tokenize.STRING and _PLAIN_STRING.fullmatch(token.string):
+            continue
+        if token.type == tokenize.NAME:
+            name = token.string
+            if name in ("True", "False") or (following == "=" and re.fullmatch(r"[a-z][a-z_]*", name)):
+                continue  # a constant, or a keyword argument such as positive=True
+            cls = getattr(functions, name, None) or getattr(sympy, name, None)
+            if not name.startswith("_") and isinstance(cls, type) and issubclass(cls, sympy.Basic):
+                continue
+        return False
+    return True
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def save_weights(path: Path, modules: Mapping[str, nn.Module]) -> None:
