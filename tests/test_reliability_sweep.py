@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -165,6 +166,7 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
         }))
     finally:
         kill_session(proc.pid)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def _wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:

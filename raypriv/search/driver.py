@@ -291,9 +291,22 @@ def _create_parent(config: SweepConfig, sweep: str, locations: Locations, *, syn
     return plan, mlflow_client
 
 
+def _keep_credentials_out_of_runtime_envs() -> None:
+    """Ray Tune (2.60, `ray.tune.execution.class_cache`) copies AWS_* credentials from the driver's
+    environment into every trial actor's runtime_env, which Ray's runtime_env agent writes to its log
+    in plaintext (found by tests/test_reliability_sweep.py). Trials get credentials the way every other
+    process on a node does: inherited from the local Ray raylet on a laptop, from the node (instance
+    role, Kubernetes Secret) on a cluster (cluster/README.md)."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = {n for n in class_cache.ENV_VARS_TO_PROPAGATE if not n.startswith("AWS_")}
+
+
 def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
     import optuna
     from ray import tune
+
+    _keep_credentials_out_of_runtime_envs()
 
     from raypriv.search.space import make_sampler, to_optuna
     from raypriv.search.trial import OBJECTIVES, NumberedOptunaSearch, run_trial, tune_trial_name

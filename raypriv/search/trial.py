@@ -20,17 +20,38 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray.train
 from ray import tune
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.torch.config import _set_torch_distributed_env_vars, _TorchBackend  # Ray 2.60; checked by the e2e tests
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from raypriv.config import apply_params
 from raypriv.search.plan import SweepPlan, TrialSpec, trial_name
 from raypriv.search.worker import OBJECTIVES, train_worker
+
+class _OneWorkerTorchBackend(_TorchBackend):
+    """Ray Train's torch backend without a process group when a trial has one worker (the only case
+    the schema allows until the loop is data-parallel). The gloo group's TCPStore listens on every
+    interface (`::`, measured with tests/test_reliability_sweep.py), which a laptop sweep must not
+    open; with one worker the group would serve nothing anyway."""
+
+    def on_start(self, worker_group, backend_config):
+        if len(worker_group) > 1:
+            return super().on_start(worker_group, backend_config)
+        worker_group.execute(_set_torch_distributed_env_vars)  # RANK, LOCAL_RANK ... as usual
+
+
+@dataclass
+class OneWorkerTorchConfig(TorchConfig):
+    @property
+    def backend_cls(self):
+        return _OneWorkerTorchBackend
+
 
 TRIAL_NUMBER = "trial_number"  # config key: the Optuna trial number, added by `NumberedOptunaSearch`
 
@@ -77,6 +98,7 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"plan": plan, "trial": spec},
+        torch_config=OneWorkerTorchConfig(),
         scaling_config=ray.train.ScalingConfig(num_workers=s.workers, use_gpu=plan.use_gpu,
                                                resources_per_worker={"CPU": s.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -87,6 +109,8 @@ def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not one line per report
         ),
     )
-    final = dict(trainer.fit().metrics)
+    final = trainer.fit().metrics
+    if not final:
+        raise RuntimeError(f"{name}: its Ray Train run ended without a final report")
     seconds = time.perf_counter() - started
     tune.report({**final, "trial_seconds": seconds, "overhead_seconds": seconds - final["trainer_seconds"]})

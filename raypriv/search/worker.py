@@ -37,12 +37,13 @@ def train_worker(config: dict[str, Any]) -> None:
     record = TrialRun.start(plan.tracking_uri, plan.experiment_id, plan.parent_run_id, sweep=plan.sweep_id,
                             trial=trial.name, number=trial.number, params=trial.params, tags=plan.tags) if rank0 else None
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:  # the trial finished before: its run already holds everything
+    if checkpoint is not None:  # the trial ended before: its run already holds everything
+        # Ray Train's Result.metrics are those of the last report *with* a checkpoint: re-report it.
         with checkpoint.as_directory() as folder:
             metrics = json.loads((Path(folder) / "metrics.json").read_text())
-        if record:
-            record.finish()
-        ray.train.report(_final_report(metrics, trial))
+            if record:
+                record.finish(*(("FAILED", metrics["diverged"]) if "diverged" in metrics else ()))
+            ray.train.report(_final_report(metrics, trial), checkpoint=ray.train.Checkpoint.from_directory(folder))
         return
 
     out = Path(tempfile.mkdtemp(prefix=f"raypriv-{trial.name}-"))
@@ -70,11 +71,12 @@ def train_worker(config: dict[str, Any]) -> None:
             # config would diverge again, so the trial ends here, FAILED with the reason, and is not
             # retried; Optuna is told FAIL (NumberedOptunaSearch) and the Pareto report skips it.
             _log.warning("[%s] diverged: %s", trial.name, err)
+            metrics = {"diverged": f"diverged: {err}", "seconds": {"total": time.perf_counter() - started}}
             if record:
-                record.finish("FAILED", reason=f"diverged: {err}")
+                record.finish("FAILED", reason=metrics["diverged"])
                 record = None
-            ray.train.report({"iteration": 0, **{k: math.nan for k in OBJECTIVES}, "target_acc_fresh": math.nan,
-                              "full_budget": 0.0, "diverged": 1.0, "trainer_seconds": time.perf_counter() - started})
+            (out / "metrics.json").write_text(json.dumps(metrics))
+            ray.train.report(_final_report(metrics, trial), checkpoint=ray.train.Checkpoint.from_directory(str(out)))
             return
         result = _final_report(metrics, trial)
         if record:
@@ -91,6 +93,9 @@ def train_worker(config: dict[str, Any]) -> None:
 
 
 def _final_report(metrics: dict[str, Any], trial: TrialSpec) -> dict[str, Any]:
+    if "diverged" in metrics:  # no objectives: Optuna FAIL, left out of the front
+        return {"iteration": 0, **{k: math.nan for k in OBJECTIVES}, "target_acc_fresh": math.nan, "full_budget": 0.0,
+                "diverged": 1.0, "trainer_seconds": metrics["seconds"]["total"]}
     iterations = len(metrics.get("history", []))
     return {
         "iteration": iterations,
