@@ -150,7 +150,8 @@ class Workspace:
         """`raypriv baselines sbu --synthetic --profile PROFILE --methods ...`: (command, rows)."""
         from raypriv.tracking.report import read_baselines
 
-        args = ["baselines", EXPERIMENT, "--synthetic", "--profile", profile, "--methods", ",".join(methods)]
+        # --sweep-trial: the fidelity of the sweep trials these baselines are compared with.
+        args = ["baselines", EXPERIMENT, "--synthetic", "--profile", profile, "--sweep-trial", "--methods", ",".join(methods)]
         key = (profile, methods)
         if key not in self._baselines:
             out = self._folder(f"baselines-{profile}")

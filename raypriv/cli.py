@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-PRESET_NAMES = ("tiny", "laptop", "paper")
+PRESET_NAMES = ("tiny", "small", "laptop", "paper")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -92,11 +92,12 @@ def _space_path(experiment: str, config: Path | None) -> Path:
     raise click.ClickException(f"no search_spaces/{experiment}.yaml found; pass --config PATH")
 
 
-def _load_config(experiment: str, config: Path | None, profile: str, overrides: tuple[str, ...]):
+def _load_config(experiment: str, config: Path | None, profile: str, overrides: tuple[str, ...],
+                 sweep_trial: bool = False):
     from raypriv.config import ConfigError, load_run_config
 
     try:
-        return load_run_config(_space_path(experiment, config), profile, overrides)
+        return load_run_config(_space_path(experiment, config), profile, overrides, sweep_trial=sweep_trial)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 
@@ -157,21 +158,25 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
 @click.option("--methods", default=None, metavar="NAME,…",
               help="Comma-separated subset of: raw, downsample_s2, downsample_s4, downsample_s8, downsample_s16, "
                    "face_crop, body_crop, silhouette (default: all).")
-def baselines_command(experiment, synthetic, profile, config, overrides, out, methods) -> None:
+@click.option("--sweep-trial", is_flag=True,
+              help="Use the profile's `trial:` fidelity (data, epochs, attackers) as a sweep's trials do, so the "
+                   "baselines can be overlaid on that sweep's Pareto plot (`raypriv sweep --baselines`).")
+def baselines_command(experiment, synthetic, profile, config, overrides, out, methods, sweep_trial) -> None:
     """The paper's baselines (raw, downsampling, face / body cropping, silhouette) through the two-fold protocol."""
     if not synthetic:
         raise click.ClickException("baselines need the synthetic set's face and body masks: pass --synthetic")
-    cfg = _load_config(experiment, config, profile, overrides)
+    cfg = _load_config(experiment, config, profile, overrides, sweep_trial)
     from raypriv.adversarial.loop import select_budget_models
     from raypriv.evaluation.baselines import run_baselines
     from raypriv.models import BUDGETS
+    from raypriv.train import run_attackers
 
     # The attackers a degrader trained with this config would face, so the points compare.
     families = {BUDGETS.spec(name).family for name in select_budget_models(cfg.budget)}
     try:
         rows = run_baselines(
             cfg.data.preset, seed=cfg.data.seed, methods=methods.split(",") if methods else None,
-            attackers=list(cfg.evaluation.attackers or []) or None,
+            attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
             epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
                 workers=cfg.evaluation.workers,

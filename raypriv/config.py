@@ -26,7 +26,7 @@ class _Frozen(BaseModel):
 
 class DataConfig(_Frozen):
     dataset: Literal["sbu"] = "sbu"
-    preset: Literal["tiny", "laptop", "paper"] = "laptop"
+    preset: Literal["tiny", "small", "laptop", "paper"] = "laptop"
     seed: int = 0  # nuisance draws of the synthetic clips / split assignment of real data
 
 

@@ -49,7 +49,7 @@ def per_frame(frame_module: Callable[[torch.Tensor], torch.Tensor]) -> Callable[
     return transform
 
 
-def _attackers(cfg: RunConfig, budget_families: set[str]) -> list[str]:
+def run_attackers(cfg: RunConfig, budget_families: set[str]) -> list[str]:
     """The configured attackers, or N chosen from the families f_d never trained against."""
     if cfg.evaluation.attackers is not None:
         return list(cfg.evaluation.attackers)
@@ -103,7 +103,7 @@ def run_training(
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
 
     budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
-    attackers = _attackers(cfg, budget_families)
+    attackers = run_attackers(cfg, budget_families)
     start = time.perf_counter()
     result = evaluate_two_fold(
         trained.degrader, data, budget_families=budget_families, attackers=attackers,
@@ -163,7 +163,7 @@ def evaluate_exported(
     transform = per_frame(load_degrader(degrader_path))
     data, _, _ = load_splits(cfg, synthetic=synthetic, root=root)
     channels = transform(data["test"][0][:1].float().div(255)).shape[1]
-    attackers = _attackers(cfg, budget_families)
+    attackers = run_attackers(cfg, budget_families)
     return evaluate_two_fold(
         transform, data, budget_families=budget_families, attackers=attackers,
         video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=channels,

@@ -348,6 +348,22 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_an
             ray_objects = objects("raypriv-ray", "ray/")
             assert any(key.startswith(f"tune/{sweep}/") for key in ray_objects), sorted(ray_objects)[:20]
             assert any(key.startswith(f"train/{sweep}/trial_0000/") for key in ray_objects), sorted(ray_objects)[:20]
+
+        with procs.step("secrets: ray job logs, stores, objects, Ray's logs"):
+            # Issue 6 scenario 6: the S3 secret is in the nodes' environment only; it must reach no
+            # log, MLflow param / tag / artifact, Ray checkpoint or error message.
+            logs = procs.run("ray job logs", [BIN / "ray", "job", "logs", "--address", dashboard, "raypriv-smoke"],
+                             base, timeout=120)
+            assert logs.returncode == 0 and "Pareto front" in logs.stdout and SECRET not in logs.stdout
+            for bucket in ("raypriv-mlflow", "raypriv-ray"):
+                for key in objects(bucket, ""):
+                    assert SECRET.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key
+            for folder in (ray_temp, tmp_path / "mlflow", tmp_path / "home"):
+                leaks = [str(p) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
+                         and SECRET.encode() in p.read_bytes()]
+                assert leaks == [], leaks
+            for child in children:
+                assert SECRET not in json.dumps({**child.data.params, **child.data.tags})
     finally:
         with procs.step("stop everything (by PID)"):
             procs.stop_all()
@@ -411,6 +427,8 @@ def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fi
         assert anonymous.returncode != 0 and "token" in anonymous.stdout.lower()
         for run in (refused, joined, anonymous):
             assert token not in run.stdout
+        leaks = [str(p) for p in ray_temp.rglob("*") if p.is_file() and not p.is_symlink() and token.encode() in p.read_bytes()]
+        assert leaks == [], leaks  # Ray's own logs (GCS, raylet, dashboard, job driver) never hold the token
     finally:
         with procs.step("stop everything (by PID)"):
             procs.stop_all()

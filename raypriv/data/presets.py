@@ -40,6 +40,9 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", frames=8, height=16, width=16, clips_per_cell={"train": 1, "val": 1, "test": 1}),
     # A 2-core laptop trains on this in minutes; the README's measured numbers use it.
     "laptop": Preset("laptop", frames=12, height=48, width=48, clips_per_cell={"train": 6, "val": 2, "test": 3}),
+    # A sweep trial's data on a laptop (search_spaces/sbu.yaml, quick profile's `trial:`): about a
+    # fifth of `laptop`'s pixels per epoch (8 frames of 32x32, 416 training clips).
+    "small": Preset("small", frames=8, height=32, width=32, clips_per_cell={"train": 4, "val": 2, "test": 2}),
     # The paper's input size (16 frames of 112x112); for GPU clusters.
     "paper": Preset("paper", frames=16, height=112, width=112, clips_per_cell={"train": 12, "val": 3, "test": 6}),
 }
