@@ -194,6 +194,7 @@ def _finished_children(db: Path) -> int:
 def test_driver_killed_mid_sweep_resumes_without_losing_or_duplicating_anything(tmp_path):
     home = tmp_path / "home"
     args = (*SMOKE, "--trials", "4", "--seed", "0")
+    launched = time.monotonic()
     proc = start_raypriv(*args, home=home)
     try:
         _wait_for(lambda: _finished_children(home / "mlflow.db") >= 1, 300, "the first finished trial", proc)
@@ -224,7 +225,7 @@ def test_driver_killed_mid_sweep_resumes_without_losing_or_duplicating_anything(
     assert len(_records(home)[3]) == 4
     print("RELIABILITY " + json.dumps({
         "scenario": "driver killed", "trials_finished_before_kill": before, "resume_seconds": round(recovered, 1),
-        "killed_after_s": round(killed_at - started, 1), "duplicated_runs": len(names) - len(set(names)),
+        "killed_after_s": round(killed_at - launched, 1), "duplicated_runs": len(names) - len(set(names)),
         "missing_runs": 4 - len(set(names)),
     }))
 
