@@ -359,8 +359,9 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_an
                 for key in objects(bucket, ""):
                     assert SECRET.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key
             for folder in (ray_temp, tmp_path / "mlflow", tmp_path / "home"):
+                # runtime_resources/ holds the uploaded checkout, whose tests name SECRET themselves.
                 leaks = [str(p) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-                         and SECRET.encode() in p.read_bytes()]
+                         and "runtime_resources" not in p.parts and SECRET.encode() in p.read_bytes()]
                 assert leaks == [], leaks
             for child in children:
                 assert SECRET not in json.dumps({**child.data.params, **child.data.tags})
@@ -427,7 +428,8 @@ def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fi
         assert anonymous.returncode != 0 and "token" in anonymous.stdout.lower()
         for run in (refused, joined, anonymous):
             assert token not in run.stdout
-        leaks = [str(p) for p in ray_temp.rglob("*") if p.is_file() and not p.is_symlink() and token.encode() in p.read_bytes()]
+        leaks = [str(p) for p in ray_temp.rglob("*") if p.is_file() and not p.is_symlink()
+                 and "runtime_resources" not in p.parts and token.encode() in p.read_bytes()]
         assert leaks == [], leaks  # Ray's own logs (GCS, raylet, dashboard, job driver) never hold the token
     finally:
         with procs.step("stop everything (by PID)"):
