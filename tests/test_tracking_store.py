@@ -65,8 +65,10 @@ def test_parent_and_child_runs_are_found_again_never_duplicated(where, tmp_path)
     parent = store.start_parent(client, experiment_id, "s1", store.provenance_tags())
     assert store.start_parent(client, experiment_id, "s1", {}) == parent  # --resume finds it
     first = _trial(where, experiment_id, parent, 0, 0.7, 0.3, tmp_path)
+    client.set_tag(first, store.TAG_FAILURE, "RuntimeError: an earlier attempt failed")
     retried = store.TrialRun.start(where.tracking_uri, experiment_id, parent, sweep="s1", trial="trial_0000", number=0,
                                    params={"gamma": 1.0, "budget": "tiny"}, tags={})
+    assert store.TAG_FAILURE not in client.get_run(first).data.tags
     assert retried.run_id == first and retried.logged_through == 2
     for it in (1, 2, 3):  # the retry retrains from the start: steps already logged are skipped
         retried.log_iteration({"iteration": it, "loss_target": 9.0 if it < 3 else 1 / 3})

@@ -294,6 +294,8 @@ class TrialRun:
             if runs:
                 run_id = runs[0].info.run_id
                 c.update_run(run_id, status="RUNNING")
+                if TAG_FAILURE in runs[0].data.tags:  # an earlier attempt's failure: this attempt decides
+                    c.delete_tag(run_id, TAG_FAILURE)
                 return run_id, max((m.step for m in c.get_metric_history(run_id, PROGRESS_METRIC)), default=0)
             return c.create_run(experiment_id, run_name=trial, tags={
                 **tags, TAG_PARENT: parent_run_id, TAG_SWEEP: sweep, TAG_ROLE: "trial", TAG_TRIAL: trial,
