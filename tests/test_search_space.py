@@ -135,8 +135,8 @@ def _with(tmp_path, edit) -> Path:
      ["space.budget choice 'vit'", "unknown budget model 'vit_b_16'; registered budget models:", "mobilenet_v2_035"]),
     (lambda d: d["space"]["budget"]["choices"].update(odd={"policy": "sample", "families": ["transformer"]}),
      ["space.budget choice 'odd'", "unknown budget families ['transformer']; registered families:"]),
-    (lambda d: d["space"].update(restart_every={"type": "options", "choices": {"a": {"x": 1}}}),
-     ["space.restart_every: 'adversarial.restart_every' is a single value: type: options is for sections"]),
+    (lambda d: d["space"].update(alpha={"type": "options", "choices": {"a": {"x": 1}}}),
+     ["space.alpha: 'adversarial.alpha' is a single value: type: options is for sections"]),
     (lambda d: d["space"].update(budget={"type": "categorical", "choices": [1, 2]}),
      ["space.budget: 'budget' is a section: sample it with type: options"]),
     (lambda d: d["profiles"]["smoke"]["space"]["budget"]["choices"].update(
@@ -148,7 +148,7 @@ def _with(tmp_path, edit) -> Path:
 ])
 def test_bad_spaces_name_the_file_the_key_and_the_allowed_values(tmp_path, edit, messages):
     path = _with(tmp_path, edit)
-    # quick keeps the top-level space; smoke replaces M, budget and restart_every with its own.
+    # quick keeps the top-level space but restart_every; smoke replaces M, budget and restart_every.
     profile = "smoke" if "'plain'" in messages[0] else "quick"
     with pytest.raises(ConfigError) as err:
         load_sweep_config(path, profile)
