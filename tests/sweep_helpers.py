@@ -108,3 +108,17 @@ def listening_sockets(pids: set[int]) -> set[tuple[int, str, int]]:
                     host, port = fields[1].split(":")
                     found.add((inodes[fields[9]], _address(host), int(port, 16)))
     return found
+
+
+def files_containing(folder: Path, needle: bytes, *, skip: str | None = None) -> list[str]:
+    """Every regular file under `folder` whose bytes contain `needle` (a leaked secret), leaving out
+    paths with a `skip` folder (e.g. Ray's copy of the uploaded checkout, whose tests name it)."""
+    hits = []
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink() and skip not in path.parts:
+            try:
+                if needle in path.read_bytes():
+                    hits.append(str(path))
+            except OSError:
+                continue
+    return hits

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from sweep_helpers import files_containing
+
 SECRET = "sEcReT-value-that-must-never-leak"  # the dummy S3 secret: no output may contain it
 REPO = Path(__file__).resolve().parents[1]
 SERVE = REPO / "cluster" / "mlflow" / "serve.sh"
@@ -236,6 +238,22 @@ def _ray_head_command(gcs, dashboard_port, client_port, agent_port, ray_temp) ->
         "--disable-usage-stats",
     ]
 
+@contextlib.contextmanager
+def _processes(ray_temp: Path, capsys, title: str):
+    """The test's `Processes`; at the end every one is stopped by PID, Ray's temp folder removed and
+    the per-step table printed, and (when the test passed) none may be left running."""
+    procs = Processes()
+    try:
+        yield procs
+    finally:
+        with procs.step("stop everything (by PID)"):
+            procs.stop_all()
+        shutil.rmtree(ray_temp, ignore_errors=True)
+        with capsys.disabled():
+            print(f"\n{title}:\n{procs.table()}")
+    assert procs.alive() == [], f"left running: {procs.alive()}"
+
+
 def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_and_s3(tmp_path, capsys):
     import boto3
 
@@ -251,8 +269,7 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_an
                 AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
                 AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"))
     s3_keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET}
-    procs = Processes()
-    try:
+    with _processes(ray_temp, capsys, f"cluster integration test, per step (this machine: {os.cpu_count()} CPUs)") as procs:
         with procs.step("moto S3 server"):
             log = tmp_path / "moto.log"
             moto = procs.start("moto", [BIN / "moto_server", "-H", "127.0.0.1", "-p", s3_port], base, log)
@@ -360,18 +377,10 @@ def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_an
                     assert SECRET.encode() not in s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key
             for folder in (ray_temp, tmp_path / "mlflow", tmp_path / "home"):
                 # runtime_resources/ holds the uploaded checkout, whose tests name SECRET themselves.
-                leaks = [str(p) for p in folder.rglob("*") if p.is_file() and not p.is_symlink()
-                         and "runtime_resources" not in p.parts and SECRET.encode() in p.read_bytes()]
+                leaks = files_containing(folder, SECRET.encode(), skip="runtime_resources")
                 assert leaks == [], leaks
             for child in children:
                 assert SECRET not in json.dumps({**child.data.params, **child.data.tags})
-    finally:
-        with procs.step("stop everything (by PID)"):
-            procs.stop_all()
-        shutil.rmtree(ray_temp, ignore_errors=True)
-        with capsys.disabled():
-            print(f"\ncluster integration test, per step (this machine: {os.cpu_count()} CPUs):\n{procs.table()}")
-    assert procs.alive() == [], f"left running: {procs.alive()}"
 
 
 def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fix_without_it(tmp_path, capsys):
@@ -387,8 +396,7 @@ def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fi
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MLFLOW_", "RAYPRIV_"))}
     base["PATH"] = f"{BIN}:{os.environ['PATH']}"
     with_token = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
-    procs = Processes()
-    try:
+    with _processes(ray_temp, capsys, "token-auth cluster test, per step") as procs:
         with procs.step("ray start --head (token auth)"):
             log = tmp_path / "ray-head.log"
             head = procs.start("ray head", _ray_head_command(gcs, dashboard_port, client_port, agent_port, ray_temp),
@@ -428,13 +436,5 @@ def test_token_auth_cluster_accepts_jobs_with_its_token_and_raypriv_names_the_fi
         assert anonymous.returncode != 0 and "token" in anonymous.stdout.lower()
         for run in (refused, joined, anonymous):
             assert token not in run.stdout
-        leaks = [str(p) for p in ray_temp.rglob("*") if p.is_file() and not p.is_symlink()
-                 and "runtime_resources" not in p.parts and token.encode() in p.read_bytes()]
+        leaks = files_containing(ray_temp, token.encode(), skip="runtime_resources")
         assert leaks == [], leaks  # Ray's own logs (GCS, raylet, dashboard, job driver) never hold the token
-    finally:
-        with procs.step("stop everything (by PID)"):
-            procs.stop_all()
-        shutil.rmtree(ray_temp, ignore_errors=True)
-        with capsys.disabled():
-            print(f"\ntoken-auth cluster test, per step:\n{procs.table()}")
-    assert procs.alive() == [], f"left running: {procs.alive()}"

@@ -36,7 +36,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweep_helpers import finish, kill_session, listening_sockets, run_raypriv, session_pids, start_raypriv
+from sweep_helpers import (files_containing, finish, kill_session, listening_sockets, run_raypriv, session_pids,
+                           start_raypriv)
 
 pytestmark = [
     pytest.mark.slow,
@@ -86,18 +87,6 @@ def _one_value_per_step(client, run_id: str) -> list[int]:
     steps = [m.step for m in history]
     assert len(steps) == len(set(steps)), f"a step recorded twice: {sorted(steps)}"
     return sorted(steps)
-
-
-def _files_containing(folder: Path, needle: bytes) -> list[str]:
-    hits = []
-    for path in folder.rglob("*"):
-        if path.is_file() and not path.is_symlink():
-            try:
-                if needle in path.read_bytes():
-                    hits.append(str(path))
-            except OSError:
-                continue
-    return hits
 
 
 def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
@@ -157,7 +146,7 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
 
         # 6. Secrets: the canary is in no output, store, artifact or Ray log of the sweep.
         assert CANARY not in out
-        leaks = _files_containing(home, CANARY.encode()) + _files_containing(ray_tmp, CANARY.encode())
+        leaks = files_containing(home, CANARY.encode()) + files_containing(ray_tmp, CANARY.encode())
         assert leaks == []
         seconds = {int(m.step): m.value for m in client.get_metric_history(parents[0].info.run_id, "trial_seconds")}
         print("RELIABILITY " + json.dumps({
