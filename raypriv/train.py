@@ -83,10 +83,9 @@ def run_training(
     """
     started = time.perf_counter()
     device = default_device()
-    # Data first: a wrong root fails here, before anything is written to out_dir.
+    # Nothing is written to out_dir until training and evaluation succeeded: a wrong root, a
+    # diverging loss or an interrupted run leaves no half-filled folder.
     data, num_actions, num_identities = load_splits(cfg, synthetic=synthetic, root=root)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     log(f"data: {', '.join(f'{s} {len(v[0])} clips' for s, v in data.items())} ({cfg.data.preset} preset)")
 
     def iteration(row: dict[str, float]) -> None:
@@ -115,6 +114,8 @@ def run_training(
     )
     evaluation_seconds = time.perf_counter() - start
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     height, width = data["test"][0].shape[-2:]
     export_degrader(trained.degrader, out_dir / "degrader.pt2", height=height, width=width)
     save_weights(out_dir / "weights.safetensors", {

@@ -90,3 +90,13 @@ def test_missing_real_data_is_a_clear_error_and_writes_nothing(tmp_path, monkeyp
     assert result.exit_code != 0
     assert str(missing) in result.output and "--synthetic" in result.output
     assert not out.exists()
+
+
+def test_a_diverging_run_names_the_phase_and_writes_nothing(tmp_path):
+    from raypriv.config import load_run_config
+    from raypriv.train import run_training
+
+    cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("lr_degrader=1e30",))
+    with pytest.raises(FloatingPointError, match="loss became nan in degrader reconstruction step 1"):
+        run_training(cfg, tmp_path / "out", synthetic=True, log=lambda _: None)
+    assert not (tmp_path / "out").exists()
