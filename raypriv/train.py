@@ -15,6 +15,8 @@ Files written to `out_dir`:
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -101,23 +103,15 @@ def run_training(
     log(f"pre-training and adversarial phases: {', '.join(f'{k} {v:.0f} s' for k, v in trained.seconds.items())}")
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
 
-    budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
-    attackers = run_attackers(cfg, budget_families)
-    start = time.perf_counter()
-    result = evaluate_two_fold(
-        trained.degrader, data, budget_families=budget_families, attackers=attackers,
-        video_attacker=cfg.evaluation.video_attacker, target_model=trained.target,
-        fresh_target=cfg.models.target, in_channels=trained.degrader.out_channels,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
-        train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed, device=device,
-        on_result=lambda name, acc: log(f"  attacker {name}: {100 * acc:.1f} %"),
-    )
-    evaluation_seconds = time.perf_counter() - start
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    # f_d is exported (to a staging folder) before the long evaluation: a model that cannot be
+    # exported fails the run now, not after every attacker has trained (seen with torch 2.11).
     height, width = data["test"][0].shape[-2:]
-    export_degrader(trained.degrader, out_dir / "degrader.pt2", height=height, width=width)
+    with tempfile.TemporaryDirectory(prefix="raypriv-export-") as staging:
+        staged = export_degrader(trained.degrader, Path(staging) / "degrader.pt2", height=height, width=width)
+        result, attackers, evaluation_seconds = _evaluate(cfg, trained, data, device, log)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(staged, out_dir / "degrader.pt2")
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     save_weights(out_dir / "weights.safetensors", {
         "degrader": trained.degrader, "target": trained.target,
         **{f"budget.{i}": b for i, b in enumerate(trained.budgets)},
@@ -172,3 +166,19 @@ def evaluate_exported(
         train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed,
         on_result=lambda name, acc: log(f"  {name}: {100 * acc:.1f} %"),
     )
+
+
+def _evaluate(cfg: RunConfig, trained, data, device: torch.device, log: Callable[[str], None]):
+    """The two-fold evaluation of a trained run: (result, attackers, seconds)."""
+    budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
+    attackers = run_attackers(cfg, budget_families)
+    start = time.perf_counter()
+    result = evaluate_two_fold(
+        trained.degrader, data, budget_families=budget_families, attackers=attackers,
+        video_attacker=cfg.evaluation.video_attacker, target_model=trained.target,
+        fresh_target=cfg.models.target, in_channels=trained.degrader.out_channels,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
+        train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed, device=device,
+        on_result=lambda name, acc: log(f"  attacker {name}: {100 * acc:.1f} %"),
+    )
+    return result, attackers, time.perf_counter() - start

@@ -100,3 +100,21 @@ def test_a_diverging_run_names_the_phase_and_writes_nothing(tmp_path):
     with pytest.raises(FloatingPointError, match="loss became nan in degrader reconstruction step 1"):
         run_training(cfg, tmp_path / "out", synthetic=True, log=lambda _: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_export_failure_stops_the_run_before_the_evaluation(tmp_path, monkeypatch):
+    import raypriv.train as train
+    from raypriv.config import load_run_config
+
+    def broken_export(*args, **kwargs):
+        raise RuntimeError("export refused")
+
+    def evaluation_ran(*args, **kwargs):
+        raise AssertionError("the evaluation ran although f_d could not be exported")
+
+    monkeypatch.setattr(train, "export_degrader", broken_export)
+    monkeypatch.setattr(train, "evaluate_two_fold", evaluation_ran)
+    cfg = load_run_config("search_spaces/sbu.yaml", "smoke")
+    with pytest.raises(RuntimeError, match="export refused"):
+        train.run_training(cfg, tmp_path / "out", synthetic=True, log=lambda _: None)
+    assert not (tmp_path / "out").exists()
