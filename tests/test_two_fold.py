@@ -172,3 +172,12 @@ def test_plot_tradeoff_takes_learned_degraders_too(tmp_path):
     points = [("raw", 1.0, 0.9, "raw"), ("downsample_s8", 0.95, 0.3, "downsample"), ("M4", 0.4, 0.85, "adversarial")]
     path = plot_tradeoff(points, tmp_path / "sub" / "tradeoff.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_parallel_workers_start_the_slowest_models_first():
+    from raypriv.evaluation.two_fold import _expected_cost, _Job
+
+    jobs = [_Job("target", "c3d_tiny", 0, 8, "target_fresh"), _Job("budget", "smallcnn_tiny", 1, 13, "smallcnn_tiny"),
+            _Job("budget", "shufflenet_v2_x0_5", 1, 13, "shufflenet_v2_x0_5"), _Job("target", "c3d_lite", 1, 13, "c3d_lite")]
+    order = [job.key for job in sorted(jobs, key=_expected_cost, reverse=True)]
+    assert order == ["shufflenet_v2_x0_5", "target_fresh", "c3d_lite", "smallcnn_tiny"]
