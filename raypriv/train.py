@@ -108,7 +108,10 @@ def run_training(
     height, width = data["test"][0].shape[-2:]
     with tempfile.TemporaryDirectory(prefix="raypriv-export-") as staging:
         staged = export_degrader(trained.degrader, Path(staging) / "degrader.pt2", height=height, width=width)
-        result, attackers, evaluation_seconds = _evaluate(cfg, trained, data, device, log)
+        budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
+        result, attackers = _two_fold(cfg, trained.degrader, data, budget_families,
+                                      in_channels=trained.degrader.out_channels, log=log, label="attacker ",
+                                      target_model=trained.target, device=device)
         out_dir.mkdir(parents=True, exist_ok=True)
         shutil.move(staged, out_dir / "degrader.pt2")
     (out_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -128,7 +131,7 @@ def run_training(
         "target_params": count_parameters(trained.target),
         "budget_models": trained.budget_names,
         "attackers": attackers + ([cfg.evaluation.video_attacker] if cfg.evaluation.video_attacker else []),
-        "seconds": {**trained.seconds, "evaluation": evaluation_seconds, "total": time.perf_counter() - started},
+        "seconds": {**trained.seconds, "evaluation": result.seconds, "total": time.perf_counter() - started},
         "history": trained.history,
     }
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -158,27 +161,18 @@ def evaluate_exported(
     transform = per_frame(load_degrader(degrader_path))
     data, _, _ = load_splits(cfg, synthetic=synthetic, root=root)
     channels = transform(data["test"][0][:1].float().div(255)).shape[1]
+    return _two_fold(cfg, transform, data, budget_families, in_channels=channels, log=log)[0]
+
+
+def _two_fold(cfg: RunConfig, degrader, data, budget_families: set[str], *, in_channels: int,
+              log: Callable[[str], None], label: str = "", **extra: Any):
+    """`evaluate_two_fold` as `cfg.evaluation` sets it up: (result, the frame attackers' names)."""
     attackers = run_attackers(cfg, budget_families)
-    return evaluate_two_fold(
-        transform, data, budget_families=budget_families, attackers=attackers,
-        video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=channels,
+    result = evaluate_two_fold(
+        degrader, data, budget_families=budget_families, attackers=attackers,
+        video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=in_channels,
         epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
         train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed,
-        on_result=lambda name, acc: log(f"  {name}: {100 * acc:.1f} %"),
+        on_result=lambda name, acc: log(f"  {label}{name}: {100 * acc:.1f} %"), **extra,
     )
-
-
-def _evaluate(cfg: RunConfig, trained, data, device: torch.device, log: Callable[[str], None]):
-    """The two-fold evaluation of a trained run: (result, attackers, seconds)."""
-    budget_families = {BUDGETS.spec(name).family for name in trained.budget_names}
-    attackers = run_attackers(cfg, budget_families)
-    start = time.perf_counter()
-    result = evaluate_two_fold(
-        trained.degrader, data, budget_families=budget_families, attackers=attackers,
-        video_attacker=cfg.evaluation.video_attacker, target_model=trained.target,
-        fresh_target=cfg.models.target, in_channels=trained.degrader.out_channels,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
-        train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed, device=device,
-        on_result=lambda name, acc: log(f"  attacker {name}: {100 * acc:.1f} %"),
-    )
-    return result, attackers, time.perf_counter() - start
+    return result, attackers
