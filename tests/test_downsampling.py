@@ -26,7 +26,7 @@ def test_downsample_averages_blocks_and_keeps_the_size():
 
 
 @pytest.fixture
-def all_cores():
+def two_threads():
     """The suite runs on one torch thread (conftest.py); this test's 48x48 3-D convolutions gain
     from two (86 s with two threads on this 2-core machine alone, 148 s with one in CI)."""
     before = torch.get_num_threads()
@@ -36,7 +36,7 @@ def all_cores():
 
 
 @pytest.mark.slow
-def test_identity_survives_the_downsampling_that_kills_the_action(all_cores):
+def test_identity_survives_the_downsampling_that_kills_the_action(two_threads):
     # The laptop frame size with half its training clips keeps the action part to a few minutes.
     laptop = PRESETS["laptop"]
     rows = measure_downsampling(

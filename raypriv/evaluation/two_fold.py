@@ -46,8 +46,8 @@ SplitData = Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 # learns slowly (it ran all 25 epochs on raw laptop clips, 905 s, for 84 %; 7.7 % = chance on the
 # learned quick f_d), so it comes late, kept for its different inductive bias. regnet_x_400mf
 # comes early despite its cost: it was the strongest frame attacker measured on learned f_d
-# (53.8 % on the shipped quick f_d, where the other six read at most 50.6 %; README "Measured
-# trade-off"). Names not listed rank after these, alphabetically.
+# (51.3 % on the shipped quick f_d, where the other frame attackers read at most 40.7 %; 53.8 %
+# against 50.6 % on an 8-level one; README "Measured trade-off"). Names not listed rank after these, alphabetically.
 _ATTACKER_PREFERENCE = (
     "smallcnn_d3_w16",
     "mobilenet_v3_small_075",
