@@ -31,8 +31,10 @@ import torch.nn.functional as F
 
 from raypriv.adversarial.losses import privacy_loss
 from raypriv.config import BudgetConfig, RunConfig
-from raypriv.evaluation.fit import accuracy, default_device, fit_classifier, frame_subset, frozen, step
+from raypriv.evaluation.fit import (accuracy, default_device, degrade_split, fit_classifier, frame_subset, frozen,
+                                    step)
 from raypriv.models import BUDGETS, create_model
+from raypriv.runtime import keep_freed_memory
 
 # split -> (uint8 clips [N, 3, T, H, W], actions [N], identities [N])
 SplitTensors = Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
@@ -84,6 +86,7 @@ def train_adversarial(
     on_iteration: Callable[[dict[str, float]], None] | None = None,
 ) -> Trained:
     """Run Algorithm 1 on `data` (uint8 clips) as configured by `cfg`."""
+    keep_freed_memory()
     device = device or default_device()
     adv, pre = cfg.adversarial, cfg.pretrain
     torch.manual_seed(cfg.seed)
@@ -138,9 +141,14 @@ def train_adversarial(
                              epochs=pre.target_epochs, lr=adv.lr_target, **fit_kwargs)
         result.steps["target_pretrain_epochs"] = fit.epochs
     if pre.budget_epochs:
+        # f_d is frozen here: degrade both splits once (as the evaluation does) rather than every
+        # batch of every epoch of each of the M models.
+        degraded = {name: degrade_split(frozen(degrader), clips, device)
+                    for name, clips in (("train", train_clips), ("val", val_clips))}
         for budget in budgets:
-            fit_classifier(budget, (train_clips, train_ids), (val_clips, val_ids), transform=frozen(degrader),
+            fit_classifier(budget, (degraded["train"], train_ids), (degraded["val"], val_ids),
                            epochs=pre.budget_epochs, lr=adv.lr_budget, train_frames=adv.budget_frames, **fit_kwargs)
+        del degraded
     result.seconds["pretrain"] = time.perf_counter() - start
 
     # 3. The adversarial game.

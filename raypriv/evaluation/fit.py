@@ -81,6 +81,14 @@ def frame_subset(clips: torch.Tensor, frames: int | None, generator: torch.Gener
 
 
 @torch.no_grad()
+def degrade_split(transform: Transform, clips: torch.Tensor, device: torch.device, batch_size: int = 32) -> torch.Tensor:
+    """f_d(clips) for uint8 clips, as float16 on the CPU (the attackers' fixed input)."""
+    out = [transform(clips[lo : lo + batch_size].to(device).float().div_(255)).half().cpu()
+           for lo in range(0, len(clips), batch_size)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
 def accuracy(
     model: nn.Module,
     clips: torch.Tensor,

@@ -29,9 +29,10 @@ import torch
 import torch.nn as nn
 
 from raypriv.data import SPLITS
-from raypriv.evaluation.fit import Transform, accuracy, default_device, fit_classifier, frozen
+from raypriv.evaluation.fit import Transform, accuracy, default_device, degrade_split, fit_classifier, frozen
 from raypriv.models import BUDGETS, TARGETS, ModelSpec, create_model, list_models
 from raypriv.models.budget import build_small_cnn, build_torchvision
+from raypriv.runtime import keep_freed_memory
 
 Degrader = Callable[[torch.Tensor], torch.Tensor]
 # split -> (uint8 clips [N, 3, T, H, W], action labels [N], identity labels [N])
@@ -220,6 +221,7 @@ def evaluate_two_fold(
     mode for the evaluation (its previous mode is restored afterwards); gradients never flow into it.
     """
     start = time.perf_counter()
+    keep_freed_memory()
     missing = [s for s in SPLITS if s not in data]
     if missing:
         raise ValueError(f"data lacks the split(s) {missing}; need {list(SPLITS)}")
@@ -320,6 +322,7 @@ _WORKER: dict = {}  # a worker process's copy of the data and settings
 
 def _worker_init(data: SplitData, settings: dict) -> None:
     torch.set_num_threads(1)  # one process per core: more threads would only contend
+    keep_freed_memory()
     _WORKER.update(data=data, settings=settings)
 
 
@@ -352,14 +355,6 @@ def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
             scores[job.key] = future.result()
             report(job.key, scores[job.key])
     return scores
-
-
-@torch.no_grad()
-def degrade_split(transform: Transform, clips: torch.Tensor, device: torch.device, batch_size: int = 32) -> torch.Tensor:
-    """f_d(clips) for uint8 clips, as float16 on the CPU (the attackers' fixed input)."""
-    out = [transform(clips[lo : lo + batch_size].to(device).float().div_(255)).half().cpu()
-           for lo in range(0, len(clips), batch_size)]
-    return torch.cat(out)
 
 
 def _check_channels(transform: Transform | None, clips: torch.Tensor, in_channels: int, device: torch.device) -> None:
