@@ -66,7 +66,7 @@ class Degrader(nn.Module):
 
     def __init__(
         self, *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5,
-        levels: int = 0, kernel: int = 9, stem_stride: int = 1,
+        levels: int = 0, kernel: int = 9, stem_stride: int = 1, skip: bool = False,
     ) -> None:
         super().__init__()
         if levels == 1 or levels < 0:
@@ -78,6 +78,10 @@ class Degrader(nn.Module):
         # before the head: on a CPU the full-resolution layers of a narrow f_d are memory-bound
         # and cost several times their FLOPs.
         self.stem_stride = stem_stride
+        # skip adds the stem's feature map to the up-sampled one (a U-Net-style long skip): without
+        # it every detail passes through the residual blocks at 1/4 of the stem's resolution (6×6 at
+        # laptop size with a stride-2 stem), where a limb 1.3 px wide, and the action it carries, is lost.
+        self.skip = skip
         self.stem = _conv_block(in_channels, widths[0], kernel, stride=stem_stride)
         self.down = nn.Sequential(*(_conv_block(a, b, 3, stride=2) for a, b in zip(widths, widths[1:])))
         self.res_blocks = nn.Sequential(*(_ResidualBlock(widths[-1]) for _ in range(num_res_blocks)))
@@ -87,7 +91,13 @@ class Degrader(nn.Module):
     def forward_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Degrade independent frames `[N, C, H, W]` -> `[N, out_channels, H, W]` in [0, 1]."""
         height, width = frames.shape[-2:]
-        x = self.up(self.res_blocks(self.down(self.stem(frames))))
+        stem = self.stem(frames)
+        x = self.up(self.res_blocks(self.down(stem)))
+        if self.skip:
+            # The up-sampled map is the stem's size, or up to 3 larger where the stem's side is not a
+            # multiple of 4; resizing (not cropping) it to exactly the stem's size keeps the sum's
+            # shape one symbol, which `torch.export` needs for a dynamic frame size.
+            x = F.interpolate(x, size=stem.shape[-2:], mode="nearest") + stem
         if self.stem_stride > 1:
             x = F.interpolate(x, scale_factor=float(self.stem_stride), mode="bilinear", align_corners=False)
         out = torch.sigmoid(self.head(x[..., :height, :width]))
@@ -112,10 +122,10 @@ class Degrader(nn.Module):
 
 def build_degrader(
     *, in_channels: int = 3, out_channels: int = 3, width: int = 32, num_res_blocks: int = 5, levels: int = 0,
-    kernel: int = 9, stem_stride: int = 1,
+    kernel: int = 9, stem_stride: int = 1, skip: bool = False,
 ) -> Degrader:
     return Degrader(in_channels=in_channels, out_channels=out_channels, width=width, num_res_blocks=num_res_blocks,
-                    levels=levels, kernel=kernel, stem_stride=stem_stride)
+                    levels=levels, kernel=kernel, stem_stride=stem_stride, skip=skip)
 
 
 def register(registry: Registry) -> None:
@@ -143,6 +153,10 @@ def register(registry: Registry) -> None:
                  description="degrader_half_bin with 8 grey levels instead of 2")
     registry.add("degrader_half", build_degrader, family=family, **half,
                  description="degrader_half_bin without quantisation (continuous grey output)")
+    registry.add("degrader_skip_q4", build_degrader, family=family, **half, levels=4, skip=True,
+                 description="degrader_half_q4 with a long skip from the stem to the up-sampled map (keeps thin limbs)")
+    registry.add("degrader_skip_bin", build_degrader, family=family, **half, levels=2, skip=True,
+                 description="degrader_skip_q4 with a binary output")
     registry.add("degrader_lite_q4", build_degrader, family=family, **lite, levels=4,
                  description="degrader_lite quantised to 4 grey levels")
     registry.add("degrader_lite_bin", build_degrader, family=family, **lite, levels=2,
