@@ -168,7 +168,12 @@ def load_run_config(
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(err)}") from None
         raw = _merge(raw, _nest(key.split("."), parsed))
-    return parse_run_config(raw, source=f"{path}" + (f" (profile {profile})" if profile else ""))
+    source = f"{path}" + (f" (profile {profile})" if profile else "")
+    run = parse_run_config(raw, source=source)
+    # Before any training: an attacker set that overlaps the budget families would only be refused
+    # by the evaluation, after the whole adversarial phase had run.
+    _check_attackers(run, source)
+    return run
 
 
 def parse_run_config(raw: dict[str, Any], source: str = "config") -> RunConfig:

@@ -36,6 +36,9 @@ def test_overrides_are_typed_and_dotted():
         ("budget.families=[vit]", "unknown budget families ['vit']"),
         ("adversarial.privacy_loss=kl", "adversarial.privacy_loss: Input should be 'neg_entropy' or 'uniform_ce'"),
         ("gamma", "override 'gamma' must look like key=value"),
+        # refused before training, not by the evaluation after the adversarial phase
+        ("evaluation.attackers=[smallcnn_d2_w16]",
+         "evaluation.attackers ['smallcnn_d2_w16'] are of budget-model families (smallcnn)"),
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_values(override, message):
