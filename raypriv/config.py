@@ -154,8 +154,8 @@ def load_run_config(
     chosen = _profile(doc, profile, path) if profile is not None else {}
     # A profile's `sweep`, `space` and `trial` keys belong to `raypriv sweep` (load_sweep_config).
     raw = _merge(raw, {k: v for k, v in chosen.items() if k not in _SWEEP_KEYS})
+    source = f"{path}" + (f" (profile {profile})" if profile else "")
     if sweep_trial:
-        source = f"{path}" + (f" (profile {profile})" if profile else "")
         for key, trial in (("trial", doc.get("trial")), (f"profiles.{profile}.trial", chosen.get("trial"))):
             raw = _merge(raw, _mapping(trial, key, source))
     for item in overrides:
@@ -168,7 +168,6 @@ def load_run_config(
         except yaml.YAMLError as err:
             raise ConfigError(f"override {item!r}: the value is not valid YAML: {_yaml_problem(err)}") from None
         raw = _merge(raw, _nest(key.split("."), parsed))
-    source = f"{path}" + (f" (profile {profile})" if profile else "")
     run = parse_run_config(raw, source=source)
     # Before any training: an attacker set that overlaps the budget families would only be refused
     # by the evaluation, after the whole adversarial phase had run.
