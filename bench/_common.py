@@ -132,16 +132,26 @@ class Workspace:
 
     def sweep(self, profile: str, *, trials: int | None = None, concurrency: int | None = None,
               sampler: str | None = None, seed: int | None = None) -> SweepRun:
-        """`raypriv sweep sbu --synthetic --profile PROFILE [...]` in a fresh home (memoised)."""
-        key = (profile, trials, concurrency, sampler, seed)
+        """`raypriv sweep sbu --synthetic --profile PROFILE [...]` in a fresh home (memoised).
+
+        Options equal to the profile's own setting are dropped before the memo lookup, so the
+        search-efficiency benchmark's MO-TPE seed-0 sweep and random seed-0 sweep are the very runs
+        of `time_to_front_s` and of `concurrency_speedup`'s 2-at-a-time arm when they ask for the
+        same thing, and the command shown is the one a user would type.
+        """
+        from raypriv.config import load_sweep_config
+
+        shipped = load_sweep_config(SPACE, profile).sweep
+        options = []
+        for flag, value, default in (("--trials", trials, shipped.trials),
+                                     ("--concurrency", concurrency, shipped.concurrency),
+                                     ("--sampler", sampler, shipped.sampler), ("--seed", seed, shipped.seed)):
+            if value is not None and value != default:
+                options += [flag, str(value)]
+        key = (profile, *options)
         if key not in self._sweeps:
-            options = []
-            for flag, value in (("--trials", trials), ("--concurrency", concurrency), ("--sampler", sampler),
-                                ("--seed", seed)):
-                if value is not None:
-                    options += [flag, str(value)]
             args = ["sweep", EXPERIMENT, "--synthetic", "--profile", profile, *options]
-            home = self._folder(f"sweep-{profile}-" + "-".join(str(k) for k in key[1:] if k is not None))
+            home = self._folder("-".join(["sweep", profile, *(o.lstrip("-") for o in options)]))
             seconds = self._cli(args + ["--home", str(home)], home / "sweep.log", env=_sweep_env())
             self._sweeps[key] = _read_sweep(home, "raypriv " + shlex.join(args), seconds)
         return self._sweeps[key]

@@ -42,7 +42,11 @@ GOAL = 1.10
 
 def measure(*, tiny: bool, iterations: int, rounds: int, profile: bool) -> dict[str, Figure]:
     from raypriv.config import load_run_config
+    from raypriv.runtime import keep_freed_memory
 
+    # THE loop sets this allocator option for its process; set it before either arm runs, so the bare
+    # loop is timed under the same allocator whichever arm goes first.
+    keep_freed_memory()
     profile_name = "smoke" if tiny else "quick"
     iterations = max(2, iterations)
     overrides = (f"iterations={iterations}", "restart_every=0", "pretrain.degrader_steps=0",

@@ -56,3 +56,22 @@ def test_sweep_benchmarks_write_their_figures(tmp_path):
                        timeout=900)
     assert figures["time_to_front_s"]["details"]["complete"] == 2
     assert figures["trial_overhead"]["details"]["per_trial"]
+
+
+def test_sweeps_asking_for_the_shipped_settings_share_one_run(tmp_path, monkeypatch):
+    """Options equal to the profile's own are dropped: the search-efficiency MO-TPE seed-0 sweep is
+    the time-to-front sweep (one run, the user's command), a different seed is another run."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    calls = []
+    monkeypatch.setattr(_common.Workspace, "_cli", lambda self, args, log, env: calls.append(args) or 1.0)
+    monkeypatch.setattr(_common, "_read_sweep", lambda home, command, seconds: command)
+    ws = _common.Workspace(tmp_path, keep=True, timeout_s=1.0, threads=1)
+    front = ws.sweep("quick")
+    assert ws.sweep("quick", trials=8, sampler="tpe", seed=0, concurrency=2) is front
+    assert front == "raypriv sweep sbu --synthetic --profile quick"
+    assert ws.sweep("quick", sampler="random", seed=1) == "raypriv sweep sbu --synthetic --profile quick --sampler random --seed 1"
+    assert len(calls) == 2
