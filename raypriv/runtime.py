@@ -1,4 +1,5 @@
-"""Process-wide settings for training on the CPU: how freed tensor memory goes back to the system.
+"""Process-wide settings for training on the CPU: how freed tensor memory goes back to the system,
+and worker processes that end with the process that started them.
 
 glibc's malloc serves every allocation above its mmap threshold (at most 32 MiB) with a fresh
 `mmap` and returns it with `munmap` when freed. A batch of 768 frames at 48×48 allocates and frees
@@ -17,10 +18,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+import signal
+import sys
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters from glibc's malloc.h
 _M_MMAP_MAX = -4
 _NO_TRIM = 2**31 - 1  # the largest value mallopt takes (an int): never give the heap's top back
+_PR_SET_PDEATHSIG = 1  # prctl option from linux/prctl.h
 
 
 @functools.cache
@@ -38,3 +43,23 @@ def keep_freed_memory() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NO_TRIM))
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Linux: have the kernel send this process SIGTERM when its parent `parent_pid` dies; False elsewhere.
+
+    For the evaluation's spawned worker processes: without it, killing `raypriv train` (or a Ray
+    trial) while attackers are being fitted left its workers running, re-parented to init, each
+    burning a core until its attacker finished. Exits at once if the parent is already gone (it died
+    between starting this process and this call, so the signal would never come).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    return armed

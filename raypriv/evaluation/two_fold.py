@@ -20,6 +20,7 @@ cuts their cost without limiting what they can learn: they are tested on every f
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +33,7 @@ from raypriv.data import SPLITS
 from raypriv.evaluation.fit import Transform, accuracy, default_device, degrade_split, fit_classifier, frozen
 from raypriv.models import BUDGETS, TARGETS, ModelSpec, create_model, list_models
 from raypriv.models.budget import build_small_cnn, build_torchvision
-from raypriv.runtime import keep_freed_memory
+from raypriv.runtime import die_with_parent, keep_freed_memory
 
 Degrader = Callable[[torch.Tensor], torch.Tensor]
 # split -> (uint8 clips [N, 3, T, H, W], action labels [N], identity labels [N])
@@ -320,7 +321,8 @@ def _expected_cost(job: _Job) -> int:
 _WORKER: dict = {}  # a worker process's copy of the data and settings
 
 
-def _worker_init(data: SplitData, settings: dict) -> None:
+def _worker_init(data: SplitData, settings: dict, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a killed evaluation must not leave its workers fitting attackers
     torch.set_num_threads(1)  # one process per core: more threads would only contend
     keep_freed_memory()
     _WORKER.update(data=data, settings=settings)
@@ -348,7 +350,7 @@ def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
 
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_worker_init,
-                             initargs=(data, settings)) as pool:
+                             initargs=(data, settings, os.getpid())) as pool:
         futures = {pool.submit(_worker_fit, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
