@@ -29,17 +29,22 @@ _PR_SET_PDEATHSIG = 1  # prctl option from linux/prctl.h
 
 
 @functools.cache
+def _libc_function(name: str):
+    """The C library's function `name`, or None where there is no such library or function."""
+    library = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(library), name) if library else None
+    except (OSError, AttributeError):  # no loadable libc, or not glibc (musl, macOS): no such call
+        return None
+
+
+@functools.cache
 def keep_freed_memory() -> bool:
     """Make this process's glibc malloc reuse freed memory (no mmap, no trimming); False where there is no glibc.
 
     Idempotent; call it once per process before the heavy work (spawned worker processes call it themselves).
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
+    mallopt = _libc_function("mallopt")
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _NO_TRIM))
@@ -53,13 +58,10 @@ def die_with_parent(parent_pid: int) -> bool:
     burning a core until its attacker finished. Exits at once if the parent is already gone (it died
     between starting this process and this call, so the signal would never come).
     """
-    if not sys.platform.startswith("linux"):
+    prctl = _libc_function("prctl") if sys.platform.startswith("linux") else None
+    if prctl is None:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    armed = prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
     if os.getppid() != parent_pid:
         os._exit(1)
     return armed

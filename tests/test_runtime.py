@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -64,8 +67,6 @@ def _alive(pid: int) -> bool:
 
 
 def _orphan_after_parent_killed(arm: str) -> tuple[int, bool]:
-    import time
-
     # Read only the first line: a surviving worker holds the pipe open, so reading to its end would wait.
     parent = subprocess.Popen([sys.executable, "-c", _PARENT, arm], stdout=subprocess.PIPE, text=True)
     try:
@@ -81,9 +82,6 @@ def _orphan_after_parent_killed(arm: str) -> tuple[int, bool]:
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="prctl(PR_SET_PDEATHSIG)")
 def test_evaluation_workers_die_with_a_killed_parent() -> None:
-    import os
-    import signal
-
     pid, alive = _orphan_after_parent_killed("plain")
     try:
         assert alive, "control: a plain spawned worker outlives its SIGKILLed parent"
