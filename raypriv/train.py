@@ -8,7 +8,7 @@ Files written to `out_dir`:
 - `weights.safetensors`: f_d, f_T and the budget models;
 - `config.yaml`: the resolved run config;
 - `metrics.json`: A_T, A_T fresh, A_B^N, every attacker's accuracy, chance levels, phase step
-  counts, parameter counts and wall times;
+  counts, pre-training's validation accuracies, parameter counts and wall times;
 - `samples.png`: raw test frames beside f_d(X).
 """
 
@@ -34,7 +34,7 @@ from raypriv.models import BUDGETS, count_parameters
 
 METRIC_KEYS = (
     "target_acc", "target_acc_fresh", "privacy_acc", "privacy_per_attacker", "worst_attacker",
-    "chance_target", "chance_privacy", "steps", "degrader_params", "target_params", "seconds",
+    "chance_target", "chance_privacy", "steps", "pretrain", "degrader_params", "target_params", "seconds",
     "budget_models", "attackers",
 )
 
@@ -101,7 +101,8 @@ def run_training(
     trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities,
                                 device=device, progress=progress, on_iteration=iteration)
     log(f"pre-training and adversarial phases: {', '.join(f'{k} {v:.0f} s' for k, v in trained.seconds.items())}")
-    log(f"trained: budget models {trained.budget_names}; steps {trained.steps}")
+    log(f"trained: budget models {trained.budget_names}; steps {trained.steps}; "
+        f"pre-training validation accuracy {', '.join(f'{k} {100 * v:.1f} %' for k, v in trained.pretrain.items())}")
 
     # f_d is exported (to a staging folder) before the long evaluation: a model that cannot be
     # exported fails the run now, not after every attacker has trained (seen with torch 2.11).
@@ -127,6 +128,7 @@ def run_training(
     metrics = {
         **result.as_dict(),
         "steps": trained.steps,
+        "pretrain": trained.pretrain,
         "degrader_params": count_parameters(trained.degrader),
         "target_params": count_parameters(trained.target),
         "budget_models": trained.budget_names,

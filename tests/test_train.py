@@ -40,6 +40,10 @@ def test_metrics_json_has_every_key_with_sane_values(run_dir):
     assert metrics["privacy_per_attacker"][metrics["worst_attacker"]] == metrics["privacy_acc"]
     assert math.isclose(metrics["chance_target"], 1 / 8) and math.isclose(metrics["chance_privacy"], 1 / 13)
     assert metrics["steps"]["adversarial_steps"] == 4  # smoke: 4 iterations
+    # smoke: 2 budget models, each pre-trained for its 1 epoch; accuracies are validation fractions
+    assert [metrics["steps"][f"budget_pretrain_epochs.{i}"] for i in range(2)] == [1, 1]
+    assert set(metrics["pretrain"]) == {"target_val_acc", "budget_val_acc.0", "budget_val_acc.1"}
+    assert all(0.0 <= acc <= 1.0 for acc in metrics["pretrain"].values())
     assert metrics["degrader_params"] > 0 and metrics["target_params"] > 0
     assert set(metrics["attackers"]) == set(metrics["privacy_per_attacker"])
     assert len(metrics["history"]) == 4

@@ -52,6 +52,8 @@ class Trained:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per adversarial iteration
     steps: dict[str, int] = field(default_factory=dict)  # phase -> update steps taken
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
+    # pre-training's outcome: best validation accuracy of f_d + f_T (action) and of each f_b (identity)
+    pretrain: dict[str, float] = field(default_factory=dict)
 
 
 def select_budget_models(cfg: BudgetConfig) -> list[str]:
@@ -140,14 +142,18 @@ def train_adversarial(
         fit = fit_classifier(nn.Sequential(degrader, target), (train_clips, train_actions), (val_clips, val_actions),
                              epochs=pre.target_epochs, lr=adv.lr_target, **fit_kwargs)
         result.steps["target_pretrain_epochs"] = fit.epochs
+        result.pretrain["target_val_acc"] = fit.val_accuracy
     if pre.budget_epochs:
         # f_d is frozen here: degrade both splits once (as the evaluation does) rather than every
         # batch of every epoch of each of the M models.
         degraded = {name: degrade_split(frozen(degrader), clips, device)
                     for name, clips in (("train", train_clips), ("val", val_clips))}
-        for budget in budgets:
-            fit_classifier(budget, (degraded["train"], train_ids), (degraded["val"], val_ids),
-                           epochs=pre.budget_epochs, lr=adv.lr_budget, train_frames=adv.budget_frames, **fit_kwargs)
+        for i, budget in enumerate(budgets):
+            fit = fit_classifier(budget, (degraded["train"], train_ids), (degraded["val"], val_ids),
+                                 epochs=pre.budget_epochs, lr=adv.lr_budget, train_frames=adv.budget_frames,
+                                 **fit_kwargs)
+            result.steps[f"budget_pretrain_epochs.{i}"] = fit.epochs
+            result.pretrain[f"budget_val_acc.{i}"] = fit.val_accuracy
         del degraded
     result.seconds["pretrain"] = time.perf_counter() - start
 
