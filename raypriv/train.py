@@ -7,8 +7,8 @@ Files written to `out_dir`:
   loadable with `torch.export.load(path).module()` and nothing but torch;
 - `weights.safetensors`: f_d, f_T and the budget models;
 - `config.yaml`: the resolved run config;
-- `metrics.json`: A_T, A_T fresh, A_B^N, every attacker's accuracy, chance levels, phase step
-  counts, pre-training's validation accuracies, parameter counts and wall times;
+- `metrics.json`: A_T, A_T fresh, A_B^N, every attacker's accuracy, chance levels, how long each
+  evaluated model trained (`fits`: epochs, best epoch, seconds), phase step counts, pre-training's validation accuracies, parameter counts and wall times;
 - `samples.png`: raw test frames beside f_d(X).
 """
 
@@ -34,7 +34,7 @@ from raypriv.models import BUDGETS, count_parameters
 
 METRIC_KEYS = (
     "target_acc", "target_acc_fresh", "privacy_acc", "privacy_per_attacker", "worst_attacker",
-    "chance_target", "chance_privacy", "steps", "pretrain", "degrader_params", "target_params", "seconds",
+    "chance_target", "chance_privacy", "fits", "steps", "pretrain", "degrader_params", "target_params", "seconds",
     "budget_models", "attackers",
 )
 
@@ -177,4 +177,6 @@ def _two_fold(cfg: RunConfig, degrader, data, budget_families: set[str], *, in_c
         train_frames=cfg.evaluation.train_frames, workers=cfg.evaluation.workers, seed=cfg.seed,
         on_result=lambda name, acc: log(f"  {label}{name}: {100 * acc:.1f} %"), **extra,
     )
+    log("evaluation fits (epochs run, best epoch, seconds): " + ", ".join(
+        f"{name} {f['epochs']}/{f['best_epoch']} {f['seconds']:.0f} s" for name, f in result.fits.items()))
     return result, attackers

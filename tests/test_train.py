@@ -46,6 +46,8 @@ def test_metrics_json_has_every_key_with_sane_values(run_dir):
     assert all(0.0 <= acc <= 1.0 for acc in metrics["pretrain"].values())
     assert metrics["degrader_params"] > 0 and metrics["target_params"] > 0
     assert set(metrics["attackers"]) == set(metrics["privacy_per_attacker"])
+    assert set(metrics["fits"]) == set(metrics["attackers"]) | {"target_fresh"}
+    assert all(1 <= f["best_epoch"] <= f["epochs"] <= 1 for f in metrics["fits"].values())  # smoke: 1 epoch
     assert len(metrics["history"]) == 4
 
 

@@ -88,6 +88,9 @@ def test_result_fields_are_consistent(data):
     assert seen == ["target_fresh", "c3d_tiny", "smallcnn_tiny", "plaincnn_d3_w32"]
     assert result.seconds > 0
     assert result.as_dict()["privacy_per_attacker"] == result.privacy_per_attacker
+    assert set(result.fits) == set(seen)  # how every trained model ran; FAST caps fits at 2 epochs
+    for fit in result.fits.values():
+        assert 1 <= fit["best_epoch"] <= fit["epochs"] <= FAST["epochs"] and fit["seconds"] > 0
 
 
 def test_parallel_workers_give_the_same_scores_as_one_process(data):
@@ -125,6 +128,19 @@ def test_a_degrader_that_erases_everything_leaves_attackers_at_the_majority_rate
     assert result.target_acc == expected
     assert degrader.training  # the degrader's mode is restored
     assert degrader.scale.grad is None  # and nothing flowed back into it
+
+
+def test_accuracy_does_not_depend_on_the_inference_batch(data):
+    # The CPU scores a few clips a forward (fast); the GPU 64: the same predictions either way.
+    test_clips, _, test_identities = data["test"]
+    torch.manual_seed(0)
+    model = create_model("budget", "smallcnn_tiny", num_classes=13).train()
+    model(test_clips[:8].float().div(255))  # move BatchNorm's running statistics off their init
+    scores = {bs: accuracy(model, test_clips, test_identities, batch_size=bs) for bs in (None, 1, 3, 64)}
+    assert len(set(scores.values())) == 1, scores
+    with torch.no_grad():  # accuracy() left the model in eval mode
+        predicted = torch.cat([model(test_clips[i : i + 1].float().div(255)).argmax(1) for i in range(len(test_clips))])
+    assert scores[None] == (predicted == test_identities).sum().item() / len(test_clips)
 
 
 def test_degraded_channels_must_match_in_channels(data):

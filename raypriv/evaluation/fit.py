@@ -88,6 +88,15 @@ def degrade_split(transform: Transform, clips: torch.Tensor, device: torch.devic
     return torch.cat(out)
 
 
+# Clips per inference forward (validation and test accuracy). On the CPU small batches are much
+# faster: a frame-level attacker sees clips x frames images at once, and 64 clips of the laptop
+# preset (768 frames of 48x48) no longer fit the caches: one thread scored 64 validation clips in
+# 1.7 s with 4 clips a forward against 3.8 s with 64 (regnet_x_400mf; shufflenet_v2_x0_5 1.2 s
+# against 4.7-5.2 s, mobilenet_v2_035 1.3 s against 3.4 s), with bit-identical logits for every
+# attacker tested (eval mode: no sample depends on another). GPUs want the large batch.
+_INFERENCE_CLIPS = {"cpu": 4, "cuda": 64}
+
+
 @torch.no_grad()
 def accuracy(
     model: nn.Module,
@@ -95,11 +104,12 @@ def accuracy(
     labels: torch.Tensor,
     *,
     transform: Transform | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: torch.device | None = None,
 ) -> float:
-    """Top-1 accuracy of `model` on uint8 clips."""
+    """Top-1 accuracy of `model` on uint8 clips, `batch_size` clips a forward (default: per device)."""
     device = device or next(model.parameters()).device
+    batch_size = batch_size or _INFERENCE_CLIPS.get(torch.device(device).type, 64)
     model.eval()
     correct = 0
     for idx in _batches(len(clips), batch_size, None):

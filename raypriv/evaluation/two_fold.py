@@ -90,6 +90,10 @@ class TwoFoldResult:
     chance_target: float
     chance_privacy: float
     seconds: float
+    # per trained model (the attackers and "target_fresh"): epochs run, the epoch whose weights were
+    # tested (best validation accuracy) and wall seconds; best_epoch == epochs at the epoch cap
+    # means the model was still improving when it stopped
+    fits: dict[str, dict[str, float]]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -264,7 +268,9 @@ def evaluate_two_fold(
         jobs += [_Job("budget", name, 1, num_identities, name) for name in attackers]
         settings = dict(in_channels=in_channels, epochs=epochs, patience=patience, train_frames=train_frames,
                         seed=seed, device=str(device))
-        scores = _run_jobs(jobs, data, settings, workers if device.type == "cpu" else 1, report)
+        outcomes = _run_jobs(jobs, data, settings, workers if device.type == "cpu" else 1, report)
+        fits = {job.key: outcomes[job.key][1] for job in jobs}
+        scores = {key: acc for key, (acc, _) in outcomes.items()}
         target_acc_fresh = scores.pop("target_fresh")
         if target_model is None:
             target_acc = target_acc_fresh
@@ -283,6 +289,7 @@ def evaluate_two_fold(
         chance_target=1 / num_actions,
         chance_privacy=1 / num_identities,
         seconds=time.perf_counter() - start,
+        fits=fits,
     )
 
 
@@ -298,17 +305,20 @@ class _Job:
 
 
 def _fit_and_test(job: _Job, data: SplitData, *, in_channels: int, epochs: int, patience: int,
-                  train_frames: int | None, seed: int, device: str) -> float:
+                  train_frames: int | None, seed: int, device: str) -> tuple[float, dict[str, float]]:
+    """(test accuracy, {"epochs", "best_epoch", "seconds"}) of `job` trained from scratch."""
+    start = time.perf_counter()
     # Fresh weights; the registry already gives torchvision models a BatchNorm momentum that
     # converges in a short fit (see raypriv.models.budget.build_torchvision).
     torch.manual_seed(seed)
     model = create_model(job.role, job.name, num_classes=job.num_classes, in_channels=in_channels)
     (train_x, *train_y), (val_x, *val_y), (test_x, *test_y) = (data[s] for s in SPLITS)
-    fit_classifier(
+    fit = fit_classifier(
         model, (train_x, train_y[job.task]), (val_x, val_y[job.task]), epochs=epochs, patience=patience,
         seed=seed, device=torch.device(device), train_frames=train_frames if job.role == "budget" else None,
     )
-    return accuracy(model, test_x, test_y[job.task], device=torch.device(device))
+    acc = accuracy(model, test_x, test_y[job.task], device=torch.device(device))
+    return acc, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "seconds": time.perf_counter() - start}
 
 
 def _expected_cost(job: _Job) -> int:
@@ -328,19 +338,19 @@ def _worker_init(data: SplitData, settings: dict, parent_pid: int) -> None:
     _WORKER.update(data=data, settings=settings)
 
 
-def _worker_fit(job: _Job) -> float:
+def _worker_fit(job: _Job) -> tuple[float, dict[str, float]]:
     return _fit_and_test(job, _WORKER["data"], **_WORKER["settings"])
 
 
 def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
-              report: Callable[[str, float], None]) -> dict[str, float]:
+              report: Callable[[str, float], None]) -> dict[str, tuple[float, dict[str, float]]]:
     """Fit every job (in `workers` spawned processes when > 1) and report each score as it lands."""
-    scores: dict[str, float] = {}
+    outcomes: dict[str, tuple[float, dict[str, float]]] = {}
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
-            scores[job.key] = _fit_and_test(job, data, **settings)
-            report(job.key, scores[job.key])
-        return scores
+            outcomes[job.key] = _fit_and_test(job, data, **settings)
+            report(job.key, outcomes[job.key][0])
+        return outcomes
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -354,9 +364,9 @@ def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
         futures = {pool.submit(_worker_fit, job): job for job in jobs}
         for future in as_completed(futures):
             job = futures[future]
-            scores[job.key] = future.result()
-            report(job.key, scores[job.key])
-    return scores
+            outcomes[job.key] = future.result()
+            report(job.key, outcomes[job.key][0])
+    return outcomes
 
 
 def _check_channels(transform: Transform | None, clips: torch.Tensor, in_channels: int, device: torch.device) -> None:
