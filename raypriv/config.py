@@ -83,6 +83,9 @@ class AdversarialConfig(_Frozen):
     target_max_steps: int = Field(10, ge=0)  # caps of the inner loops (the original's were unbounded)
     budget_max_steps: int = Field(10, ge=0)
     restart_max_steps: int = Field(200, ge=0)  # cap on re-training restarted budget models
+    # After the last iteration, f_T and f_d take L_T steps until f_T's validation accuracy exceeds
+    # threshold1 (Algorithm 1's while loop, checked every `target_max_steps` steps), at most this many.
+    final_target_max_steps: int = Field(0, ge=0)
     # Frames per clip the budget models see in the adversarial and budget phases (None: all):
     # they average over frames anyway, and fewer frames make every iteration cheaper.
     budget_frames: int | None = Field(None, ge=1)
@@ -97,6 +100,9 @@ class PretrainConfig(_Frozen):
     target_epochs: int = Field(10, ge=0)  # f_T (jointly with f_d) on the action
     budget_epochs: int = Field(10, ge=0)  # each f_b on frozen f_d(X), to confidence
     patience: int = Field(4, ge=1)
+    # f_d + f_T pre-trained this many times from the one reconstruction (each with its own f_T
+    # initialisation and batch order); the best validation accuracy on the action is kept.
+    target_candidates: int = Field(1, ge=1)
 
 
 class EvaluationConfig(_Frozen):

@@ -5,7 +5,8 @@ Phases, in order (each step goes through `raypriv.evaluation.fit.step`, the one 
 1. f_d is initialised as a reconstruction of its input (`pretrain.degrader_steps` L1 steps).
 2. f_T is pre-trained jointly with f_d on the action, then each of the M budget models f_b is
    pre-trained on the frozen f_d(X) for identity, to convergence (`fit_classifier`, the same
-   helper that fits the evaluation's attackers).
+   helper that fits the evaluation's attackers). With `pretrain.target_candidates` K > 1, f_d + f_T
+   are pre-trained K times from the one reconstruction and the best on validation is kept.
 3. Every adversarial iteration:
    a. f_d and f_T take one step on `L_T + γ · max_i L_B(f_b^i(f_d(X))) + α · |f_d(X) − X|₁`, with
       the budget models frozen in eval mode (the max picks the most confident one);
@@ -16,10 +17,13 @@ Phases, in order (each step goes through `raypriv.evaluation.fit.step`, the one 
    d. every R = `restart_every` iterations, all M budget models restart from fresh random
       weights and are trained on the current f_d(X) until threshold2 (at most
       `restart_max_steps` steps) before the adversarial updates resume.
+4. With `final_target_max_steps` > 0, the game ends on step b run to threshold1 (at most that many
+   L_T steps), as the original's unbounded loop would end the last iteration.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass, field
@@ -139,10 +143,7 @@ def train_adversarial(
     start = time.perf_counter()
     fit_kwargs = dict(batch_size=adv.batch_size, seed=cfg.seed, device=device, patience=pre.patience)
     if pre.target_epochs:
-        fit = fit_classifier(nn.Sequential(degrader, target), (train_clips, train_actions), (val_clips, val_actions),
-                             epochs=pre.target_epochs, lr=adv.lr_target, **fit_kwargs)
-        result.steps["target_pretrain_epochs"] = fit.epochs
-        result.pretrain["target_val_acc"] = fit.val_accuracy
+        _pretrain_target(degrader, target, cfg, data, num_actions, result, fit_kwargs)
     if pre.budget_epochs:
         # f_d is frozen here: degrade both splits once (as the evaluation does) rather than every
         # batch of every epoch of each of the M models.
@@ -220,11 +221,64 @@ def train_adversarial(
         result.history.append(row)
         if on_iteration is not None:
             on_iteration(row)
+    # e. the game ends on f_T's phase run to threshold1, as Algorithm 1's unbounded while loop
+    # would end an iteration (bounded here): an f_d stopped in a trough of the action keeps it.
+    steps_f, check_every = 0, max(1, adv.target_max_steps)
+    if adv.iterations and adv.final_target_max_steps:
+        target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+        while target_acc <= adv.target_threshold and steps_f < adv.final_target_max_steps:
+            degrader.train()
+            target.train()
+            for _ in range(min(check_every, adv.final_target_max_steps - steps_f)):
+                idx = next(batches)
+                loss = F.cross_entropy(target(degrader(clip_batch(idx))), train_actions[idx].to(device))
+                step(loss, [opt_d, opt_t], f"final target phase, step {steps_f + 1}")
+                steps_f += 1
+            target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+        totals["final_target"] = steps_f
     result.steps.update({f"{k}_steps": v for k, v in totals.items()})
     result.seconds["adversarial"] = time.perf_counter() - start
     for module in (degrader, target, *budgets):
         module.eval()
     return result
+
+
+def _pretrain_target(degrader: nn.Module, target: nn.Module, cfg: RunConfig, data: SplitTensors,
+                     num_actions: int, result: Trained, fit_kwargs: dict) -> None:
+    """Pre-train f_d + f_T on the action `pretrain.target_candidates` times, keep the best on val.
+
+    Candidate 0 trains `degrader` and `target` in place, exactly as a single pre-training would;
+    candidate k > 0 starts from the same reconstructed f_d with its own f_T initialisation and
+    batch order, inside a forked RNG, so the rest of the run sees the same random stream whichever
+    candidate wins. The winner's weights end up in `degrader` and `target`.
+    """
+    pre = cfg.pretrain
+    train = data["train"][0], data["train"][1]
+    val = data["val"][0], data["val"][1]
+    reconstructed = copy.deepcopy(degrader)
+    lr = cfg.adversarial.lr_target
+    fit = fit_classifier(nn.Sequential(degrader, target), train, val, epochs=pre.target_epochs, lr=lr, **fit_kwargs)
+    best, epochs = (0, fit.val_accuracy), fit.epochs
+    if pre.target_candidates > 1:
+        result.pretrain["target_val_acc.0"] = fit.val_accuracy
+    for k in range(1, pre.target_candidates):
+        device = fit_kwargs["device"]
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed * 100_019 + k)
+            d_k = copy.deepcopy(reconstructed)
+            t_k = create_model("target", cfg.models.target, num_classes=num_actions,
+                               in_channels=degrader.out_channels).to(device)
+            fit = fit_classifier(nn.Sequential(d_k, t_k), train, val, epochs=pre.target_epochs, lr=lr,
+                                 **{**fit_kwargs, "seed": cfg.seed * 100_019 + k})
+        result.pretrain[f"target_val_acc.{k}"] = fit.val_accuracy
+        epochs += fit.epochs
+        if fit.val_accuracy > best[1]:
+            best = (k, fit.val_accuracy)
+            degrader.load_state_dict(d_k.state_dict())
+            target.load_state_dict(t_k.state_dict())
+    result.steps["target_pretrain_epochs"] = epochs
+    result.steps["target_pretrain_candidate"] = best[0]
+    result.pretrain["target_val_acc"] = best[1]
 
 
 def _train_budgets(budgets, optimizers, degrader, batches, clip_batch, identities, device, threshold, cap, where):
