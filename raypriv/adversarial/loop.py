@@ -164,6 +164,15 @@ def train_adversarial(
     opt_t = torch.optim.Adam(target.parameters(), lr=adv.lr_target)
     opt_b = [torch.optim.Adam(b.parameters(), lr=adv.lr_budget) for b in budgets]
     val_check = slice(0, min(_VAL_CHECK_CLIPS, len(val_clips)))
+
+    def target_val_acc() -> float:
+        return accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+
+    def target_step(where: str) -> None:  # one L_T step on f_d + f_T (step b and the final phase)
+        idx = next(batches)
+        loss = F.cross_entropy(target(degrader(clip_batch(idx))), train_actions[idx].to(device))
+        step(loss, [opt_d, opt_t], where)
+
     totals = {"adversarial": 0, "target": 0, "budget": 0, "restart": 0}
     iterations = range(1, adv.iterations + 1)
     if progress:
@@ -195,15 +204,13 @@ def train_adversarial(
         # b. keep f_T a strong competitor: L_T steps while its validation accuracy <= threshold1
         # (checked every `target_check_every` iterations; in between the last check stands).
         if it == 1 or it % adv.target_check_every == 0:
-            target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+            target_acc = target_val_acc()
         steps_t = 0
         if target_acc <= adv.target_threshold:
             degrader.train()
             target.train()
             for steps_t in range(1, adv.target_max_steps + 1):
-                idx = next(batches)
-                loss = F.cross_entropy(target(degrader(clip_batch(idx))), train_actions[idx].to(device))
-                step(loss, [opt_d, opt_t], f"target phase of iteration {it}")
+                target_step(f"target phase of iteration {it}")
         totals["target"] += steps_t
         row.update(target_val_acc=target_acc, target_steps=steps_t)
 
@@ -225,16 +232,12 @@ def train_adversarial(
     # would end an iteration (bounded here): an f_d stopped in a trough of the action keeps it.
     steps_f, check_every = 0, max(1, adv.target_max_steps)
     if adv.iterations and adv.final_target_max_steps:
-        target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
-        while target_acc <= adv.target_threshold and steps_f < adv.final_target_max_steps:
+        while target_val_acc() <= adv.target_threshold and steps_f < adv.final_target_max_steps:
             degrader.train()
             target.train()
             for _ in range(min(check_every, adv.final_target_max_steps - steps_f)):
-                idx = next(batches)
-                loss = F.cross_entropy(target(degrader(clip_batch(idx))), train_actions[idx].to(device))
-                step(loss, [opt_d, opt_t], f"final target phase, step {steps_f + 1}")
                 steps_f += 1
-            target_acc = accuracy(nn.Sequential(degrader, target), val_clips[val_check], val_actions[val_check])
+                target_step(f"final target phase, step {steps_f}")
         totals["final_target"] = steps_f
     result.steps.update({f"{k}_steps": v for k, v in totals.items()})
     result.seconds["adversarial"] = time.perf_counter() - start
@@ -255,14 +258,13 @@ def _pretrain_target(degrader: nn.Module, target: nn.Module, cfg: RunConfig, dat
     pre = cfg.pretrain
     train = data["train"][0], data["train"][1]
     val = data["val"][0], data["val"][1]
-    reconstructed = copy.deepcopy(degrader)
-    lr = cfg.adversarial.lr_target
+    reconstructed = copy.deepcopy(degrader) if pre.target_candidates > 1 else None
+    lr, device = cfg.adversarial.lr_target, fit_kwargs["device"]
     fit = fit_classifier(nn.Sequential(degrader, target), train, val, epochs=pre.target_epochs, lr=lr, **fit_kwargs)
     best, epochs = (0, fit.val_accuracy), fit.epochs
     if pre.target_candidates > 1:
         result.pretrain["target_val_acc.0"] = fit.val_accuracy
     for k in range(1, pre.target_candidates):
-        device = fit_kwargs["device"]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed * 100_019 + k)
             d_k = copy.deepcopy(reconstructed)
