@@ -139,7 +139,7 @@ class Workspace:
         of `time_to_front_s` and of `concurrency_speedup`'s 2-at-a-time arm when they ask for the
         same thing, and the command shown is the one a user would type.
         """
-        from raypriv.config import load_sweep_config
+        from raypriv.sweep.config import load_sweep_config
 
         shipped = load_sweep_config(SPACE, profile).sweep
         options = []
@@ -158,7 +158,7 @@ class Workspace:
 
     def baselines(self, profile: str, methods: tuple[str, ...]) -> tuple[str, list]:
         """`raypriv baselines sbu --synthetic --profile PROFILE --methods ...`: (command, rows)."""
-        from raypriv.tracking.report import read_baselines
+        from raypriv.report.front import read_baselines
 
         # --sweep-trial: the fidelity of the sweep trials these baselines are compared with.
         args = ["baselines", EXPERIMENT, "--synthetic", "--profile", profile, "--sweep-trial", "--methods", ",".join(methods)]
@@ -229,9 +229,9 @@ def _read_sweep(home: Path, command: str, seconds: float) -> SweepRun:
     """The trials of the one sweep in `home`, read from its MLflow and Optuna sqlite stores."""
     import optuna
 
-    from raypriv.search.space import study_trials
-    from raypriv.tracking.report import records_from_runs
-    from raypriv.tracking.store import child_runs, client, find_parent, latest_sweep
+    from raypriv.sweep.space import study_trials
+    from raypriv.sweep.tracking import records_from_runs
+    from raypriv.sweep.tracking import child_runs, client, find_parent, latest_sweep
 
     mlflow_client = client(f"sqlite:///{home / 'mlflow.db'}")
     experiment = mlflow_client.get_experiment_by_name(EXPERIMENT)

@@ -1,4 +1,4 @@
-"""What `raypriv.runtime.keep_freed_memory` buys: one attacker training epoch with glibc's default
+"""What `raypriv.method.runtime.keep_freed_memory` buys: one attacker training epoch with glibc's default
 allocator and with freed memory kept, each arm in its own process (the setting cannot be undone).
 
     python bench/allocator.py [--models regnet_x_400mf,shufflenet_v2_x0_5] [--threads 1] [--rounds 1]
@@ -22,8 +22,8 @@ def _epoch(models: list[str], threads: int, keep: bool) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from raypriv.models import create_model
-    from raypriv.runtime import keep_freed_memory
+    from raypriv.method.models import create_model
+    from raypriv.method.runtime import keep_freed_memory
 
     if keep:
         keep_freed_memory()

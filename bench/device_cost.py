@@ -28,10 +28,10 @@ GOAL = 45.0  # Wu et al.'s f_T / f_d cost ratio
 
 
 def measure(*, tiny: bool, repeats: int) -> dict[str, Figure]:
-    from raypriv.config import load_run_config
-    from raypriv.data.presets import get_preset
-    from raypriv.data.types import SBU_ACTIONS
-    from raypriv.models import DEGRADERS
+    from raypriv.method.config import load_run_config
+    from raypriv.method.data.presets import get_preset
+    from raypriv.method.data.types import SBU_ACTIONS
+    from raypriv.method.models import DEGRADERS
 
     profiles = ["smoke"] if tiny else ["full", "quick"]
     rows = {}
@@ -66,14 +66,14 @@ def measure(*, tiny: bool, repeats: int) -> dict[str, Figure]:
 
 
 def _out_channels(degrader: str) -> int:
-    from raypriv.models import create_model
+    from raypriv.method.models import create_model
 
     return create_model("degrader", degrader).out_channels
 
 
 def _flops(name: str, role: str, preset, *, classes: int | None = None, in_channels: int = 3):
     """(FLOPs per clip, parameters, FLOPs per top-level layer group) on the meta device."""
-    from raypriv.models import count_parameters, create_model
+    from raypriv.method.models import count_parameters, create_model
 
     kwargs = {"num_classes": classes} if classes else {}
     if role != "degrader":
@@ -117,7 +117,7 @@ def _latency(model: torch.nn.Module, clip: torch.Tensor) -> float:
 
 
 def _pair(degrader_name: str, target_name: str, preset, classes: int, *, repeats: int) -> dict:
-    from raypriv.models import count_parameters, create_model
+    from raypriv.method.models import count_parameters, create_model
 
     degrader = create_model("degrader", degrader_name).eval()
     channels = degrader.out_channels

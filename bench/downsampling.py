@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from raypriv.evaluation.downsampling import DownsamplingRow, format_table, measure_downsampling
+from raypriv.method.baselines import DownsamplingRow, format_table, measure_downsampling
 
 
 def main() -> None:

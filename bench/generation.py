@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from raypriv.data import PRESETS, SPLITS
-from raypriv.data.synthetic import SyntheticSBU
+from raypriv.method.data import PRESETS, SPLITS
+from raypriv.method.data.synthetic import SyntheticSBU
 
 
 def main() -> None:

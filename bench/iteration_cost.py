@@ -7,9 +7,9 @@ Prints seconds per adversarial step (batch 16, M=4 sampled budget models) for tw
 
 import time, torch
 torch.set_num_threads(1)
-from raypriv.config import load_run_config
-from raypriv.train import load_splits
-from raypriv.adversarial.loop import train_adversarial
+from raypriv.method.config import load_run_config
+from raypriv.method.run import load_splits
+from raypriv.method.adversarial import train_adversarial
 for deg in ("degrader_tiny", "degrader_small"):
     cfg = load_run_config("search_spaces/sbu.yaml", "quick", (f"models.degrader={deg}", "iterations=5", "restart_every=0",
         "pretrain.degrader_steps=0", "pretrain.target_epochs=0", "pretrain.budget_epochs=0",

@@ -4,9 +4,9 @@ search reaches in K trials (K = 32 by default), on the `quick` search space.
     python bench/run_all.py --only search_efficiency_trials [--search-trials K] [--search-seeds S]
                             [--search-objective real|synthetic] [--search-profile quick|smoke] [--tiny]
 
-For each sampler (MO-TPE, NSGA-II, random: `raypriv.search.space.make_sampler`, as the sweep
+For each sampler (MO-TPE, NSGA-II, random: `raypriv.sweep.space.make_sampler`, as the sweep
 configures them) and each seed 0..S-1, K trials are run and the hypervolume of the first k
-trials' front is taken for k = 1..K (`raypriv.tracking.pareto.hypervolume_history`; reference
+trials' front is taken for k = 1..K (`raypriv.report.pareto.hypervolume_history`; reference
 point A_T = 0, A_B^N = 1; a failed trial counts as a trial spent and adds nothing). The curves
 are the median over seeds. The figure is the first k at which MO-TPE's median curve reaches
 random search's median hypervolume at K; goal ≤ K/2 (16 for K = 32). If MO-TPE never reaches
@@ -35,7 +35,7 @@ SAMPLERS = ("tpe", "nsga2", "random")
 
 
 def measure(ws: Workspace, *, tiny: bool, trials: int, seeds: int, objective: str, profile: str) -> dict[str, Figure]:
-    from raypriv.config import load_sweep_config
+    from raypriv.sweep.config import load_sweep_config
 
     space_profile = "quick" if objective == "synthetic" else profile
     config = load_sweep_config(SPACE, space_profile)
@@ -83,7 +83,7 @@ def measure(ws: Workspace, *, tiny: bool, trials: int, seeds: int, objective: st
 
 def _curve(target_acc: list[float], privacy_acc: list[float], trials: int) -> list[float]:
     """Hypervolume after each of the first `trials` trials (a missing trial adds nothing)."""
-    from raypriv.tracking.pareto import hypervolume_history
+    from raypriv.report.pareto import hypervolume_history
 
     t = (list(target_acc) + [math.nan] * trials)[:trials]
     p = (list(privacy_acc) + [math.nan] * trials)[:trials]
@@ -94,7 +94,7 @@ def _synthetic_curve(config, sampler: str, seed: int, trials: int) -> list[float
     """Run `sampler` on the SYNTHETIC objective with the sweep's concurrency (oldest trial told first)."""
     import optuna
 
-    from raypriv.search.space import make_sampler, to_optuna
+    from raypriv.sweep.space import make_sampler, to_optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     concurrency = config.sweep.concurrency

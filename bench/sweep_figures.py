@@ -11,7 +11,7 @@
 - `tradeoff_hv_ratio`: hypervolume of that sweep's Pareto front ÷ hypervolume of the front of
   the downsampling baselines (`raw` and `downsample_s{2,4,8,16}` from `raypriv baselines` with the
   same profile, so the same data, test split and evaluation settings). Hypervolume is
-  `raypriv.tracking.pareto.hypervolume` with its reference point (A_T = 0, A_B^N = 1).
+  `raypriv.report.pareto.hypervolume` with its reference point (A_T = 0, A_B^N = 1).
 - `concurrency_speedup`: the same sweep run twice with `--sampler random` (so both runs train the
   very same trials), at `--concurrency 1` and `--concurrency 2`, the profile's resources
   otherwise (`--concurrency-trials N` trials each, default the profile's 8); throughput =
@@ -80,7 +80,7 @@ def trial_overhead(ws: Workspace, *, tiny: bool, **_) -> dict[str, Figure]:
 
 
 def tradeoff_hv_ratio(ws: Workspace, *, tiny: bool, **_) -> dict[str, Figure]:
-    from raypriv.tracking.pareto import hypervolume, pareto_mask
+    from raypriv.report.pareto import hypervolume, pareto_mask
 
     run = _front_sweep(ws, tiny)
     baseline_command, rows = ws.baselines(_profile(tiny), DOWNSAMPLING)

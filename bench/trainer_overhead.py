@@ -2,7 +2,7 @@
 
     python bench/run_all.py --only trainer_overhead [--tiny] [--iterations N] [--rounds R]
 
-The numerator runs `raypriv.adversarial.loop.train_adversarial` itself on the `quick` profile
+The numerator runs `raypriv.method.adversarial.train_adversarial` itself on the `quick` profile
 (`--tiny`: `smoke`) with pre-training and restarts off, so every iteration is steady-state
 Algorithm 1: the f_d + f_T step against the most confident budget model, the f_T validation
 check (every `target_check_every` iterations), up to `target_max_steps` L_T steps and up to
@@ -23,7 +23,7 @@ callback and outside the loop's timing, so the two see the same machine load (ot
 shared machine change the speed from minute to minute). The figure is the ratio of the summed
 times over iterations 2..N (and `--rounds` repetitions); the median per-iteration ratio is
 reported beside it. Where the time goes is measured two ways: the loop's phases, timed by
-wrapping the loop module's own helpers (`accuracy`, `_train_budgets`) while it runs, and one
+wrapping the loop module's own helpers (`accuracy`, `budget_phase`) while it runs, and one
 extra, shorter run under `torch.profiler` for the operators with the most self CPU time.
 """
 
@@ -41,8 +41,8 @@ GOAL = 1.10
 
 
 def measure(*, tiny: bool, iterations: int, rounds: int, profile: bool) -> dict[str, Figure]:
-    from raypriv.config import load_run_config
-    from raypriv.runtime import keep_freed_memory
+    from raypriv.method.config import load_run_config
+    from raypriv.method.runtime import keep_freed_memory
 
     # THE loop sets this allocator option for its process; set it before either arm runs, so the bare
     # loop is timed under the same allocator whichever arm goes first.
@@ -105,8 +105,8 @@ def measure(*, tiny: bool, iterations: int, rounds: int, profile: bool) -> dict[
 
 
 def _data(cfg):
-    """The train and val splits the loop reads (uint8), built as `raypriv.train.load_splits` builds them."""
-    from raypriv.data import build_dataset, split_tensors
+    """The train and val splits the loop reads (uint8), built as `raypriv.method.run.load_splits` builds them."""
+    from raypriv.method.data import build_dataset, split_tensors
 
     data = {}
     start = time.perf_counter()
@@ -121,10 +121,10 @@ def _data(cfg):
 @contextlib.contextmanager
 def _timed_helpers(phases: dict[str, float]):
     """Time the loop's own helpers by wrapping the names the loop module calls (restored afterwards)."""
-    import raypriv.adversarial.loop as loop
+    import raypriv.method.adversarial as loop
 
-    originals = {"accuracy": loop.accuracy, "_train_budgets": loop._train_budgets}
-    labels = {"accuracy": "f_T validation check", "_train_budgets": "budget phase"}
+    originals = {"accuracy": loop.accuracy, "budget_phase": loop.budget_phase}
+    labels = {"accuracy": "f_T validation check", "budget_phase": "budget phase"}
 
     def wrap(name):
         fn = originals[name]
@@ -154,7 +154,7 @@ def _run_paired(cfg, data, num_actions, num_identities) -> dict:
     Returns per-iteration seconds of iterations 2..N for both, the loop's history rows and phase
     times for those iterations, and the bare loop's phase times.
     """
-    from raypriv.adversarial.loop import train_adversarial
+    from raypriv.method.adversarial import train_adversarial
 
     bare = _BareLoop(cfg, data, num_actions, num_identities)
     loop_times: list[float] = []
@@ -191,8 +191,8 @@ class _BareLoop:
     backward, step."""
 
     def __init__(self, cfg, data, num_actions: int, num_identities: int) -> None:
-        from raypriv.adversarial.loop import select_budget_models
-        from raypriv.models import create_model
+        from raypriv.method.models import budget_model_names as select_budget_models
+        from raypriv.method.models import create_model
 
         self.adv = adv = cfg.adversarial
         self.degrader = create_model("degrader", cfg.models.degrader)
@@ -286,7 +286,7 @@ def _profile_ops(cfg, data, num_actions, num_identities, top: int = 10) -> list[
     """One more run of the loop under torch.profiler: the operators with the most self CPU time."""
     from torch.profiler import ProfilerActivity, profile
 
-    from raypriv.adversarial.loop import train_adversarial
+    from raypriv.method.adversarial import train_adversarial
 
     cfg = cfg.model_copy(update={"adversarial": cfg.adversarial.model_copy(
         update={"iterations": min(cfg.adversarial.iterations, 6)})})

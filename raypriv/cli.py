@@ -50,8 +50,8 @@ def _run_options(command):
               help="Write a PNG contact sheet (one row per action) to this file.")
 def data_command(dataset: str, synthetic: bool, preset: str, seed: int, root: str | None, out: Path | None) -> None:
     """Build every split of DATASET and summarise it (sizes, class balance, build time)."""
-    from raypriv.data import SPLITS, build_dataset
-    from raypriv.data.summary import contact_sheet, summarise
+    from raypriv.method.data import SPLITS, build_dataset
+    from raypriv.method.data.summary import contact_sheet, summarise
 
     first = None
     for split in SPLITS:
@@ -76,7 +76,7 @@ def data_command(dataset: str, synthetic: bool, preset: str, seed: int, root: st
               help="Frame size used to check each model's forward pass.")
 def models_command(role: str | None, pattern: str, preset: str) -> None:
     """List registered models: role, family, parameter count, output shape at the preset's size."""
-    from raypriv.models.summary import model_table
+    from raypriv.method.models.summary import model_table
 
     click.echo(model_table(role=role, pattern=pattern, preset=preset))
 
@@ -94,10 +94,11 @@ def _space_path(experiment: str, config: Path | None) -> Path:
 
 def _load_config(experiment: str, config: Path | None, profile: str, overrides: tuple[str, ...],
                  sweep_trial: bool = False):
-    from raypriv.config import ConfigError, load_run_config
+    from raypriv.method.config import ConfigError
+    from raypriv.method.run import resolve_run_config
 
     try:
-        return load_run_config(_space_path(experiment, config), profile, overrides, sweep_trial=sweep_trial)
+        return resolve_run_config(_space_path(experiment, config), profile, overrides, sweep_trial=sweep_trial)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
 
@@ -109,18 +110,19 @@ def _load_config(experiment: str, config: Path | None, profile: str, overrides: 
 def train_command(experiment, synthetic, root, profile, config, overrides, out) -> None:
     """Train one degrader with Algorithm 1 (no Ray) and evaluate it two-fold."""
     cfg = _load_config(experiment, config, profile, overrides)
-    from raypriv.train import run_training
+    from raypriv.method.run import run_training
 
     try:
-        metrics = run_training(cfg, out, synthetic=synthetic, root=root, progress=sys.stderr.isatty(), log=click.echo)
+        result = run_training(cfg, out, synthetic=synthetic, root=root, progress=sys.stderr.isatty(), log=click.echo)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from None
     except FloatingPointError as err:
         raise click.ClickException(f"training diverged: {err}; lower the learning rates or gamma") from None
+    ev = result.evaluation
     click.echo(
-        f"A_T {100 * metrics['target_acc']:.1f} %  A_T fresh {100 * metrics['target_acc_fresh']:.1f} %  "
-        f"A_B^N {100 * metrics['privacy_acc']:.1f} % (worst: {metrics['worst_attacker']}; "
-        f"chance {100 * metrics['chance_privacy']:.1f} %)  in {metrics['seconds']['total']:.0f} s -> {out}"
+        f"A_T {100 * ev.target_acc:.1f} %  A_T fresh {100 * ev.target_acc_fresh:.1f} %  "
+        f"A_B^N {100 * ev.privacy_acc:.1f} % (worst: {ev.worst_attacker}; "
+        f"chance {100 * ev.chance_privacy:.1f} %)  in {result.seconds['total']:.0f} s -> {out}"
     )
 
 
@@ -136,7 +138,7 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
     cfg = _load_config(experiment, config, profile, overrides)
     import json
 
-    from raypriv.train import evaluate_exported
+    from raypriv.method.run import evaluate_exported
 
     families = None if budget_families is None else {f for f in budget_families.split(",") if f}
     try:
@@ -166,20 +168,19 @@ def baselines_command(experiment, synthetic, profile, config, overrides, out, me
     if not synthetic:
         raise click.ClickException("baselines need the synthetic set's face and body masks: pass --synthetic")
     cfg = _load_config(experiment, config, profile, overrides, sweep_trial)
-    from raypriv.adversarial.loop import select_budget_models
-    from raypriv.evaluation.baselines import run_baselines
-    from raypriv.models import BUDGETS
-    from raypriv.train import run_attackers
+    from raypriv.method.baselines import run_baselines
+    from raypriv.method.models import budget_model_names, families_of
+    from raypriv.method.run import evaluation_workers, run_attackers
 
     # The attackers a degrader trained with this config would face, so the points compare.
-    families = {BUDGETS.spec(name).family for name in select_budget_models(cfg.budget)}
+    families = families_of(budget_model_names(cfg.budget))
     try:
         rows = run_baselines(
             cfg.data.preset, seed=cfg.data.seed, methods=methods.split(",") if methods else None,
             attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
             epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
-                workers=cfg.evaluation.workers,
+            workers=evaluation_workers(cfg),
             out_dir=out,
             on_row=lambda row: click.echo(
                 f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  A_B^N {100 * row.privacy_acc:5.1f} % "
@@ -188,6 +189,13 @@ def baselines_command(experiment, synthetic, profile, config, overrides, out, me
         )
     except ValueError as err:  # e.g. an unknown method name
         raise click.ClickException(str(err)) from None
+    if rows:
+        from raypriv.report.render import Point, baseline_kind, plot_tradeoff
+
+        chance = (rows[0].result.chance_target, rows[0].result.chance_privacy)
+        plot_tradeoff([Point(r.method, baseline_kind(r.method), r.target_acc, r.privacy_acc) for r in rows],
+                      out / "baselines.png",
+                      title=f"Baselines ({experiment}, profile {profile})", chance=chance)
     click.echo(f"{len(rows)} baselines -> {out / 'baselines.csv'}, {out / 'baselines.png'}")
 
 
@@ -226,15 +234,16 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
     run per trial. With no RAY_ADDRESS a local Ray starts on 127.0.0.1; with no MLFLOW_TRACKING_URI
     the runs go to a sqlite store under --home. Ends with the Pareto front and where to browse it.
     """
-    from raypriv.config import ConfigError, load_sweep_config
+    from raypriv.method.config import ConfigError
+    from raypriv.sweep.config import load_sweep_config
 
     settings = {"trials": trials, "concurrency": concurrency, "workers": workers, "sampler": sampler, "seed": seed}
     try:
         sweep_cfg = load_sweep_config(_space_path(experiment, config), profile, overrides, settings)
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
-    from raypriv.search.driver import SweepError, run_sweep
-    from raypriv.tracking.store import locations, redact
+    from raypriv.sweep.driver import SweepError, run_sweep
+    from raypriv.sweep.tracking import locations, redact
 
     if resume and resume_if_exists:
         raise click.UsageError("pass --resume or --resume-if-exists, not both")
@@ -274,8 +283,8 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
 @_baselines
 def pareto_command(experiment, sweep, home, baselines) -> None:
     """Rebuild a sweep's Pareto report from MLflow alone and log it on the sweep's parent run."""
-    from raypriv.tracking.report import rebuild_report
-    from raypriv.tracking.store import locations
+    from raypriv.sweep.tracking import rebuild_report
+    from raypriv.sweep.tracking import locations
 
     where = locations(home)
     try:
@@ -287,7 +296,7 @@ def pareto_command(experiment, sweep, home, baselines) -> None:
 
 
 def _echo_report(report, param_names, where, sweep: str, experiment: str) -> None:
-    from raypriv.tracking.report import format_front
+    from raypriv.report.front import format_front
 
     click.echo(f"\nPareto front (A_T up, A_B^N down) over {len(report.complete)} complete full-budget trials:")
     click.echo(format_front(report, param_names) if report.front else "(no complete trial yet)")

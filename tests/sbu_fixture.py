@@ -1,4 +1,4 @@
-"""A tiny SBU Kinect Interaction tree (see `raypriv.data.sbu`) for tests of loading and S3 sync.
+"""A tiny SBU Kinect Interaction tree (see `raypriv.method.data.sbu`) for tests of loading and S3 sync.
 
 Every frame is one flat colour: red encodes the pair folder, green the frame number and blue the
 action, so a test can read back which frame landed where after resizing.

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from raypriv.cli import cli
-from raypriv.models import list_models
+from raypriv.method.models import list_models
 
 
 def test_installed_script_lists_commands():

@@ -1,7 +1,7 @@
 """Bad cluster inputs fail fast with a clear message and no secret in it (no Ray, no MLflow server).
 
 `raypriv sweep` checks RAY_ADDRESS, MLFLOW_TRACKING_URI and an s3:// --ray-storage before it
-starts or writes anything (`raypriv.search.cluster`); `cluster/mlflow/serve.sh` checks its S3
+starts or writes anything (`raypriv.sweep.preflight`); `cluster/mlflow/serve.sh` checks its S3
 bucket before it starts MLflow. Each case here takes at most a few seconds.
 """
 
@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from raypriv.cli import cli
-from raypriv.search import cluster
-from raypriv.tracking.store import locations, storage_exists
+from raypriv.sweep import preflight as cluster
+from raypriv.sweep.tracking import locations, storage_exists
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE = REPO / "cluster" / "mlflow" / "serve.sh"
@@ -223,7 +223,7 @@ def test_serve_sh_refuses_a_missing_bucket_or_missing_credentials_before_startin
 def test_a_failing_tracking_store_ends_the_set_up_quickly_and_without_credentials(env, tmp_path, monkeypatch):
     from mlflow.exceptions import MlflowException
 
-    from raypriv.search import driver
+    from raypriv.sweep import driver
 
     seen = {}
 

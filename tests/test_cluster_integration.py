@@ -257,7 +257,7 @@ def _processes(ray_temp: Path, capsys, title: str):
 def test_ray_job_submit_runs_the_smoke_sweep_on_a_ray_head_with_mlflow_server_and_s3(tmp_path, capsys):
     import boto3
 
-    from raypriv.tracking import store
+    from raypriv.sweep import tracking as store
 
     s3_port, mlflow_port, gcs, dashboard_port, client_port, agent_port = _free_ports(6)
     endpoint, tracking = f"http://127.0.0.1:{s3_port}", f"http://127.0.0.1:{mlflow_port}"

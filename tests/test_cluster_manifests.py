@@ -20,7 +20,7 @@ except ModuleNotFoundError:  # Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 from raypriv.cli import cli
-from raypriv.search.cluster import secret_env_names
+from raypriv.sweep.preflight import secret_env_names
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
@@ -57,7 +57,7 @@ def _raypriv_args(command: str) -> list[str]:
 
 def _check_raypriv_command(args: list[str]) -> None:
     """Parse `raypriv ARGS` with the real CLI (options, choices), then resolve the sweep config it names."""
-    from raypriv.config import load_sweep_config
+    from raypriv.sweep.config import load_sweep_config
 
     assert "raypriv" in PYPROJECT["project"]["scripts"]
     import click

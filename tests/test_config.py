@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import typing
 from pathlib import Path
 
 import pytest
 
-from raypriv.config import ConfigError, RunConfig, load_run_config
+import raypriv.method.config as schema
+from raypriv.method.config import ConfigError, RunConfig, load_run_config
+from raypriv.method.losses import LOSSES
+from raypriv.method.run import resolve_run_config
 
 SPACES = sorted(Path("search_spaces").glob("*.yaml"))
 
@@ -18,7 +23,7 @@ def test_every_shipped_yaml_and_profile_loads(path):
     import yaml
 
     for profile in [None, *yaml.safe_load(path.read_text())["profiles"]]:
-        assert isinstance(load_run_config(path, profile), RunConfig)
+        assert isinstance(resolve_run_config(path, profile), RunConfig)
 
 
 def test_overrides_are_typed_and_dotted():
@@ -43,7 +48,7 @@ def test_overrides_are_typed_and_dotted():
 )
 def test_bad_values_name_the_key_and_the_allowed_values(override, message):
     with pytest.raises(ConfigError) as err:
-        load_run_config("search_spaces/sbu.yaml", "smoke", (override,))
+        resolve_run_config("search_spaces/sbu.yaml", "smoke", (override,))
     assert message in str(err.value)
     assert "search_spaces/sbu.yaml" in str(err.value) or "override" in str(err.value)
 
@@ -58,3 +63,20 @@ def test_unknown_profile_and_missing_file(tmp_path):
 def test_short_aliases_for_the_main_knobs():
     cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("gamma=0.25", "M=3", "restart_every=0"))
     assert (cfg.adversarial.gamma, cfg.budget.count, cfg.adversarial.restart_every) == (0.25, 3, 0)
+
+
+def test_the_schema_imports_nothing_from_raypriv_and_every_loss_it_names_exists():
+    tree = ast.parse(Path(schema.__file__).read_text())
+    imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module] + [
+        a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m.startswith("raypriv")], imported
+    assert set(LOSSES) == set(typing.get_args(schema.PrivacyLoss))
+
+
+def test_profiles_only_state_what_they_change_from_the_schema_defaults(tmp_path):
+    # the schema's defaults are the base: a YAML `base:` (a second set of defaults) is refused
+    path = tmp_path / "old.yaml"
+    path.write_text("base: {seed: 0}\nprofiles: {smoke: {}}\n")
+    with pytest.raises(ConfigError, match=r"unknown top-level keys \['base'\]"):
+        load_run_config(path, "smoke")
+    assert load_run_config("search_spaces/sbu.yaml") == RunConfig()

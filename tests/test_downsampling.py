@@ -10,9 +10,9 @@ import os
 import pytest
 import torch
 
-from raypriv.data import PRESETS
-from raypriv.data.transforms import downsample
-from raypriv.evaluation.downsampling import measure_downsampling
+from raypriv.method.data import PRESETS
+from raypriv.method.data.transforms import downsample
+from raypriv.method.baselines import measure_downsampling
 
 
 def test_downsample_averages_blocks_and_keeps_the_size():

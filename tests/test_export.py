@@ -13,8 +13,8 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from raypriv.export import export_degrader, load_degrader, load_weights, save_samples, save_weights
-from raypriv.models import create_model
+from raypriv.method.export import export_degrader, load_degrader, load_weights, save_samples, save_weights
+from raypriv.method.models import create_model
 
 # Frame sizes unlike the export example (2 × 32×32): another batch, non-square, odd sides
 # (not multiples of 4, which f_d's crop makes the hard case for torch.export), batch 1.

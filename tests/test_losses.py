@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from raypriv.adversarial.losses import negative_entropy, privacy_loss, uniform_cross_entropy
+from raypriv.method.losses import negative_entropy, privacy_loss, uniform_cross_entropy
 
 
 def test_negative_entropy_hand_computed():

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from raypriv.models import (
+from raypriv.method.models import (
     BUDGETS,
     DEGRADERS,
     REGISTRIES,
@@ -20,7 +20,7 @@ from raypriv.models import (
     create_model,
     list_models,
 )
-from raypriv.models.budget import FrameAveraged
+from raypriv.method.models.budget import FrameAveraged
 
 
 NUM_CLASSES = {"target": 8, "budget": 13}  # SBU: 8 actions, 13 actor pairs
@@ -83,7 +83,7 @@ def test_degrader_keeps_odd_sizes_and_range(spec: ModelSpec, size: tuple[int, in
 
 @pytest.mark.parametrize("levels", [2, 4])
 def test_quantised_degrader_emits_only_its_levels_and_passes_gradients(levels: int) -> None:
-    from raypriv.models.degrader import build_degrader
+    from raypriv.method.models.degrader import build_degrader
 
     torch.manual_seed(0)
     model = build_degrader(out_channels=1, width=4, num_res_blocks=1, levels=levels)

@@ -55,9 +55,9 @@ import torch.nn as nn
 from PIL import Image
 from sbu_fixture import write_sbu_fixture
 
-from raypriv.config import ConfigError, load_run_config
-from raypriv.export import export_degrader, load_degrader, load_weights
-from raypriv.models import create_model
+from raypriv.method.config import ConfigError, load_run_config
+from raypriv.method.export import export_degrader, load_degrader, load_weights
+from raypriv.method.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
 SBU_YAML = REPO / "search_spaces" / "sbu.yaml"
@@ -276,7 +276,7 @@ def test_the_payload_runs_code_when_unpickled(marker):
 @pytest.mark.parametrize("craft", CRAFTED)
 def test_plain_torch_export_load_runs_the_crafted_archive(exported, tmp_path, marker, craft):
     # Why load_degrader checks archives (torch 2.14.1). If this fails after a torch upgrade,
-    # torch closed the hole and the matching check in raypriv.export may be relaxed.
+    # torch closed the hole and the matching check in raypriv.method.export may be relaxed.
     crafted = _rewrite(exported, tmp_path / f"{craft}.pt2", lambda m: CRAFTED[craft](m, _WritesMarker(marker)))
     with contextlib.suppress(Exception):  # some crafted archives break torch after their code ran
         torch.export.load(crafted).module()(torch.rand(1, 3, 16, 16))
@@ -395,7 +395,7 @@ def _unsafe_loads(source: str, filename: str) -> list[str]:
                 if not (isinstance(safe, ast.Constant) and safe.value is True):
                     found.append((line, f"{where} calls {name} without weights_only=True"))
             elif name.endswith("export.load") and functions.get(id(node)) != "load_degrader":
-                found.append((line, f"{where} calls {name} outside raypriv.export.load_degrader"))
+                found.append((line, f"{where} calls {name} outside raypriv.method.export.load_degrader"))
             elif name.endswith(("np.load", "numpy.load")) and "allow_pickle" in keywords:
                 found.append((line, f"{where} calls {name} with allow_pickle"))
     return [message for _, message in sorted(found)]
@@ -411,7 +411,7 @@ def test_the_static_check_finds_unsafe_loads():
     assert _unsafe_loads(source, "x.py") == [
         "x.py:1 imports pickle", "x.py:3 imports from dill", "x.py:5 calls torch.load without weights_only=True",
         "x.py:6 calls torch.load without weights_only=True", "x.py:8 calls torch.export.load outside "
-        "raypriv.export.load_degrader", "x.py:9 calls yaml.load", "x.py:11 calls np.load with allow_pickle"]
+        "raypriv.method.export.load_degrader", "x.py:9 calls yaml.load", "x.py:11 calls np.load with allow_pickle"]
 
 
 def test_raypriv_has_no_unsafe_loader():

@@ -63,7 +63,7 @@ def _records(home: Path, tracking_uri: str | None = None):
     """(client, experiment id, parent runs, child runs, Optuna trials) of the only sweep under `home`."""
     import optuna
 
-    from raypriv.tracking import store
+    from raypriv.sweep import tracking as store
 
     where = store.locations(home)
     client = store.client(tracking_uri or where.tracking_uri)
@@ -119,7 +119,7 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
         assert "injected fault" in out  # the worker did fail, and Ray Train retried it
         assert "2 trials, 1 complete (1 COMPLETE in the Optuna study), 0 failed, 1 diverged" in out
 
-        from raypriv.tracking import store
+        from raypriv.sweep import tracking as store
 
         client, _, parents, children, trials = _records(home)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"

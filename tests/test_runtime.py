@@ -14,7 +14,7 @@ import pytest
 # Allocate and free a 256 MiB tensor, then print how many MiB the process still holds (VmRSS).
 _PROBE = """
 import sys, torch
-from raypriv.runtime import keep_freed_memory
+from raypriv.method.runtime import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # idempotent
 def rss_mib():
@@ -48,7 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 if __name__ == "__main__":
     init = {}
     if sys.argv[1] == "init":
-        from raypriv.evaluation.two_fold import _worker_init
+        from raypriv.method.evaluation import _worker_init
         init = {"initializer": _worker_init, "initargs": ({}, {}, os.getpid())}
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), **init)
     print(pool.submit(os.getpid).result(), flush=True)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from sbu_fixture import frame_colour, write_sbu_fixture
 
-from raypriv.data import SPLITS, Preset, Sample, build_dataset
-from raypriv.data.sbu import SBUKinect
+from raypriv.method.data import SPLITS, Preset, Sample, build_dataset
+from raypriv.method.data.sbu import SBUKinect
 
 PRESET = Preset("t", frames=4, height=8, width=8, clips_per_cell={"train": 1, "val": 1, "test": 1})
 
@@ -156,7 +156,7 @@ def test_unreadable_frame_names_its_path(sbu_root):
 
 
 def test_split_tensors_materialises_a_real_split_as_uint8(tmp_path):
-    from raypriv.data import split_tensors
+    from raypriv.method.data import split_tensors
 
     write_sbu_fixture(tmp_path)
     ds = build_dataset("sbu", "train", root=tmp_path, preset=PRESET)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raypriv.config import ConfigError, RunConfig, load_run_config, load_sweep_config
-from raypriv.search.plan import ResourceError, check_resources, sweep_id
-from raypriv.search.space import make_sampler, sample_configs, sample_params, to_optuna
+from raypriv.method.config import ConfigError, RunConfig, load_run_config
+from raypriv.sweep.config import load_sweep_config
+from raypriv.sweep.plan import ResourceError, check_resources, sweep_id
+from raypriv.sweep.space import make_sampler, sample_configs, sample_params, to_optuna
 
 SPACES = sorted(Path("search_spaces").glob("*.yaml"))
 SBU = Path("search_spaces/sbu.yaml")
@@ -53,7 +54,7 @@ def test_sbu_space_covers_the_issue_knobs():
 def test_sampled_values_land_in_the_run_config_and_in_range():
     cfg = load_sweep_config(SBU, "quick")
     for params in sample_params(cfg, 20, seed=3):
-        from raypriv.config import apply_params
+        from raypriv.sweep.config import apply_params
 
         run = apply_params(cfg.run, cfg.space, params)
         assert 0.25 <= run.adversarial.gamma <= 8.0 and run.adversarial.gamma == params["gamma"]
@@ -95,7 +96,6 @@ def test_sweep_and_space_keys_in_profiles_leave_the_run_config_alone():
 
 def test_trial_blocks_apply_to_sweep_trials_only_and_overrides_win(tmp_path):
     doc = yaml.safe_load(SBU.read_text())
-    doc["trial"] = {"adversarial": {"iterations": 3, "gamma": 0.5}}
     doc["profiles"]["smoke"]["trial"] = {"adversarial": {"iterations": 2}, "evaluation": {"epochs": 1}}
     path = tmp_path / "sbu.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -144,7 +144,7 @@ def _with(tmp_path, edit) -> Path:
      ["space.budget choice 'plain'", "evaluation.attackers ['plaincnn_d3_w32'] are of budget-model families (plaincnn)"]),
     (lambda d: d["sweep"].update(trails=3), ["sweep.trails: Extra inputs are not permitted"]),
     (lambda d: d["sweep"].update(sampler="cmaes"), ["sweep.sampler: Input should be 'tpe', 'nsga2' or 'random'"]),
-    (lambda d: d.update(spaces={}), ["unknown top-level keys ['spaces']; allowed: base, profiles, space, sweep, trial"]),
+    (lambda d: d.update(spaces={}), ["unknown top-level keys ['spaces']; allowed: profiles, space, sweep, arms"]),
 ])
 def test_bad_spaces_name_the_file_the_key_and_the_allowed_values(tmp_path, edit, messages):
     path = _with(tmp_path, edit)

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from sbu_fixture import write_sbu_fixture
 
-from raypriv.data import Preset, build_dataset
-from raypriv.data import storage
-from raypriv.data.storage import MANIFEST_NAME, parse_s3_uri, sync_s3_prefix
+from raypriv.method.data import Preset, build_dataset
+from raypriv.method.data import storage
+from raypriv.method.data.storage import MANIFEST_NAME, parse_s3_uri, sync_s3_prefix
 
 SECRET = "sEcReT-value-that-must-never-leak"
 # Few files keep the moto round trips cheap; identity 0 still has the 3 sequences every split needs.

@@ -59,7 +59,7 @@ _raypriv = run_raypriv
 def test_smoke_sweep_end_to_end_on_local_ray_and_sqlite_mlflow(tmp_path):
     import optuna
 
-    from raypriv.tracking import store
+    from raypriv.sweep import tracking as store
 
     home = tmp_path / "home"
     run = _raypriv("sweep", "sbu", "--synthetic", "--profile", "smoke", home=home)

@@ -1,4 +1,4 @@
-"""Properties of the embedded SBU-like data set (raypriv.data.synthetic)."""
+"""Properties of the embedded SBU-like data set (raypriv.method.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from raypriv.data import PRESETS, SBU_ACTIONS, SBU_PAIRS, SPLITS, Preset, Sample, build_dataset, collate
-from raypriv.data.synthetic import (
+from raypriv.method.data import PRESETS, SBU_ACTIONS, SBU_PAIRS, SPLITS, Preset, Sample, build_dataset, collate
+from raypriv.method.data.synthetic import (
     DEFAULT_APPEARANCE_SEED,
     NUM_ACTORS,
     SyntheticSBU,

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from raypriv.config import load_run_config
-from raypriv.tracking.pareto import hypervolume, hypervolume_history, pareto_mask
-from raypriv.tracking.report import Baseline, TrialRecord, build_report, format_front, front_mask
+from raypriv.method.config import load_run_config
+from raypriv.report.pareto import hypervolume, hypervolume_history, pareto_mask
+from raypriv.report.front import Baseline, TrialRecord, build_report, format_front, front_mask
 
 NAN = math.nan
 

@@ -11,8 +11,8 @@ import yaml
 from click.testing import CliRunner
 
 from raypriv.cli import cli
-from raypriv.config import load_run_config
-from raypriv.tracking import store
+from raypriv.method.config import load_run_config
+from raypriv.sweep import tracking as store
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from raypriv.cli import cli
-from raypriv.train import METRIC_KEYS
+from raypriv.method.run import METRIC_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +99,8 @@ def test_missing_real_data_is_a_clear_error_and_writes_nothing(tmp_path, monkeyp
 
 
 def test_a_diverging_run_names_the_phase_and_writes_nothing(tmp_path):
-    from raypriv.config import load_run_config
-    from raypriv.train import run_training
+    from raypriv.method.config import load_run_config
+    from raypriv.method.run import run_training
 
     cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("lr_degrader=1e30",))
     with pytest.raises(FloatingPointError, match="loss became nan in degrader reconstruction step 1"):
@@ -109,8 +109,8 @@ def test_a_diverging_run_names_the_phase_and_writes_nothing(tmp_path):
 
 
 def test_an_export_failure_stops_the_run_before_the_evaluation(tmp_path, monkeypatch):
-    import raypriv.train as train
-    from raypriv.config import load_run_config
+    import raypriv.method.run as train
+    from raypriv.method.config import load_run_config
 
     def broken_export(*args, **kwargs):
         raise RuntimeError("export refused")

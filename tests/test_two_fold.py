@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from raypriv.data import PRESETS, SPLITS, build_dataset
-from raypriv.evaluation.baselines import CSV_COLUMNS, _prepare, blank_masked, plot_tradeoff, run_baselines
-from raypriv.evaluation.fit import accuracy
-from raypriv.evaluation.two_fold import evaluate_two_fold, select_attackers
-from raypriv.models import BUDGETS, create_model
+from raypriv.method.data import PRESETS, SPLITS, build_dataset
+from raypriv.method.baselines import CSV_COLUMNS, _prepare, blank_masked, run_baselines
+from raypriv.method.engine import accuracy
+from raypriv.method.evaluation import evaluate_two_fold, select_attackers
+from raypriv.method.models import BUDGETS, create_model
 
 TINY = PRESETS["tiny"]
 FAST = dict(video_attacker="c3d_tiny", fresh_target="c3d_tiny", epochs=2, patience=2)
@@ -168,7 +168,7 @@ def test_crops_blank_exactly_the_masked_pixels(splits):
     assert blank_masked(tiny, mask)[0, :, 0].flatten(1).tolist() == [[200, 200, 0, 0]] * 3
 
 
-def test_run_baselines_writes_the_csv_and_the_plot(tmp_path):
+def test_run_baselines_writes_the_csv_and_the_json(tmp_path):
     rows_seen = []
     rows = run_baselines(
         TINY, methods=["downsample_s4", "silhouette"], attackers=["smallcnn_tiny"], video_attacker=None,
@@ -181,19 +181,17 @@ def test_run_baselines_writes_the_csv_and_the_plot(tmp_path):
     assert table[0][:4] == ["method", "target_acc", "target_acc_fresh", "privacy_acc"]
     assert [line[0] for line in table[1:]] == ["downsample_s4", "silhouette"]
     assert all(line[4] == "smallcnn_tiny" for line in table[1:])
-    assert (tmp_path / "baselines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import json
+
+    per_method = json.loads((tmp_path / "baselines.json").read_text())
+    assert [m["method"] for m in per_method] == ["downsample_s4", "silhouette"]
+    assert all(set(m["privacy_per_attacker"]) == {"smallcnn_tiny"} for m in per_method)
     with pytest.raises(ValueError, match="unknown baseline"):
         run_baselines(TINY, methods=["blur"])
 
 
-def test_plot_tradeoff_takes_learned_degraders_too(tmp_path):
-    points = [("raw", 1.0, 0.9, "raw"), ("downsample_s8", 0.95, 0.3, "downsample"), ("M4", 0.4, 0.85, "adversarial")]
-    path = plot_tradeoff(points, tmp_path / "sub" / "tradeoff.png")
-    assert path.read_bytes()[:4] == b"\x89PNG"
-
-
 def test_parallel_workers_start_the_slowest_models_first():
-    from raypriv.evaluation.two_fold import _expected_cost, _Job
+    from raypriv.method.evaluation import _expected_cost, _Job
 
     jobs = [_Job("target", "c3d_tiny", 0, 8, "target_fresh"), _Job("budget", "smallcnn_tiny", 1, 13, "smallcnn_tiny"),
             _Job("budget", "shufflenet_v2_x0_5", 1, 13, "shufflenet_v2_x0_5"), _Job("target", "c3d_lite", 1, 13, "c3d_lite")]

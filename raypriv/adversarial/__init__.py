@@ -1,1 +1,0 @@
-"""The adversarial method of Wu et al.: losses (pure functions) now, the training loop next."""

@@ -1,1 +1,0 @@
-"""Evaluation: fitting classifiers on (degraded) clips and measuring their accuracy."""
