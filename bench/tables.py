@@ -1,0 +1,286 @@
+"""Render the measured results in `results/*.csv` as docs/RESULTS.md and as the README's results
+table (between `<!-- results:begin -->` and `<!-- results:end -->`).
+
+    python bench/tables.py            # rewrite both files
+    python bench/tables.py --check    # exit 1, naming each stale file, when either differs
+
+Rows with a `superseded` reason are not rendered. Trade-off rows that share a `group` (one
+`raypriv compare`, recorded with `python bench/record.py compare`) are also summarised per label:
+n, mean ± std of fresh A_T and A_B^N, and the paired difference to the group's first label with a
+95 % t-interval (`raypriv.report.stats`, the functions `raypriv compare` uses). The output depends
+on the CSVs alone, so rendering twice gives the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from raypriv.report.stats import ArmSummary, mean_std, summarise
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results"
+RESULTS_MD = REPO / "docs" / "RESULTS.md"
+README = REPO / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+# The README's rows: the learned f_d of the `quick` profile and its no-game control (labels in tradeoff.csv).
+LEARNED = ("quick", "default")
+CONTROL = ("quick", "no game")
+OBJECTIVES = ("target_acc_fresh", "privacy_acc")
+_GOAL = {"<=": "≤", ">=": "≥"}
+
+
+def read(kind: str, results: Path = RESULTS) -> list[dict[str, str]]:
+    with open(results / f"{kind}.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def current(rows: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    return [r for r in rows if not r.get("superseded")]
+
+
+def _num(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _pct(text: str, lower: str = "") -> str:
+    if text in ("", None):
+        return "–"
+    return f"{'≥ ' if lower == 'yes' else ''}{_num(text):.1f} %"
+
+
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "–"
+    return f"{mean:.1f} %" if not math.isfinite(std) else f"{mean:.1f} ± {std:.1f} %"
+
+
+def _diff(d: tuple[float, float, float]) -> str:
+    mean, low, high = d
+    if not math.isfinite(mean):
+        return "–"
+    if not math.isfinite(low):
+        return f"{mean:+.1f}"
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+
+
+def _provenance(r: dict[str, str]) -> list[str]:
+    return [r["date"], f"`{r['commit'][:7]}`", r["machine"], r["threads"] or "–"]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _footnotes(rows: Sequence[dict[str, str]]) -> list[str]:
+    return [f"{i}. `{r['command']}`" + (f" — {r['note']}" if r["note"] else "") for i, r in enumerate(rows, 1)]
+
+
+def _cmd(command: str) -> str:
+    return f"`python bench/record.py {command}`"
+
+
+# --- groups (raypriv compare) ----------------------------------------------------------------------
+
+def group_summaries(rows: Sequence[dict[str, str]]) -> dict[str, list[ArmSummary]]:
+    """Per group (in order of first appearance), per label: n, mean ± std and the paired difference
+    (by seed) to the group's first label of fresh A_T and A_B^N, in percent."""
+    groups: dict[str, list[dict[str, str]]] = {}
+    for r in current(rows):
+        if r.get("group"):
+            groups.setdefault(r["group"], []).append(r)
+    out = {}
+    for name, members in groups.items():
+        arms = list(dict.fromkeys(r["label"] for r in members))
+        runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+                 "privacy_acc": _num(r["privacy_acc_pct"])} for r in members]
+        out[name] = summarise(runs, arms, OBJECTIVES)
+    return out
+
+
+def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
+    lines = ["## Comparisons", "",
+             "From `results/tradeoff.csv`, rows sharing a `group` (one `raypriv compare --out DIR`, recorded with "
+             f"{_cmd('compare --compare-dir DIR --command ...')}). Mean ± sample std over seeds; Δ is the mean paired "
+             "difference (same seed) to the group's first arm with its 95 % t-interval.", ""]
+    summaries = group_summaries(rows)
+    if not summaries:
+        return lines + ["No comparison recorded yet.", ""]
+    for name, arms in summaries.items():
+        command = next(r["command"] for r in rows if r.get("group") == name and not r.get("superseded"))
+        lines += [f"### `{name}`", "", f"`{command}`", ""]
+        lines += _table(
+            ["arm", "n", "seeds", "fresh A_T", "A_B^N", f"Δ fresh A_T vs {arms[0].arm}", f"Δ A_B^N vs {arms[0].arm}"],
+            [[a.arm, a.n, ", ".join(map(str, a.seeds)), _pm(a.mean["target_acc_fresh"], a.std["target_acc_fresh"]),
+              _pm(a.mean["privacy_acc"], a.std["privacy_acc"]),
+              "–" if i == 0 else _diff(a.diff["target_acc_fresh"]), "–" if i == 0 else _diff(a.diff["privacy_acc"])]
+             for i, a in enumerate(arms)]) + [""]
+    return lines
+
+
+# --- docs/RESULTS.md -------------------------------------------------------------------------------
+
+def render_results(results: Path = RESULTS) -> str:
+    base = current(read("baselines", results))
+    down = current(read("downsampling", results))
+    trade = read("tradeoff", results)
+    runs = [r for r in current(trade) if not r.get("group")]
+    bench = current(read("benchmarks", results))
+    chance = {r["task"]: r["chance_pct"] for r in down}
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python bench/tables.py` from `results/*.csv`; do not edit by hand. Each row of a CSV is one",
+        "measured outcome with its date, commit, machine, torch threads, exact command and config digest;",
+        "rows with a `superseded` reason stay in the CSV and are not shown here. Synthetic SBU, laptop preset",
+        f"(12 frames of 48×48), held-out test split; chance is {_pct(chance.get('action', ''))} for the action and "
+        f"{_pct(chance.get('identity', ''))} for the identity.",
+        "A_T is the jointly trained f_T's action accuracy, fresh A_T a fresh f_T's, A_B^N the best of the N fresh",
+        "attackers' identity accuracy; `≥` marks a lower bound (fewer attackers than the full evaluation).",
+        "",
+        "## Baselines",
+        "",
+        "From `results/baselines.csv`: the paper's baselines through the two-fold protocol "
+        f"(`raypriv baselines`, recorded with {_cmd('baselines --dir DIR --command ...')}).",
+        "",
+    ]
+    lines += _table(["#", "method", "fresh A_T", "A_B^N", "worst attacker", "attackers", "attacker epochs", "wall s",
+                     "date", "commit", "machine", "threads"],
+                    [[i, r["method"], _pct(r["target_acc_fresh_pct"]), _pct(r["privacy_acc_pct"], r["privacy_lower_bound"]),
+                      f"`{r['worst_attacker']}`", r["attackers"], r["evaluation_epochs"], r["wall_seconds"] or "–",
+                      *_provenance(r)] for i, r in enumerate(base, 1)])
+    lines += ["", *_footnotes(base), ""]
+
+    lines += ["## Downsampling (the paper's Table 1 property)", "",
+              "From `results/downsampling.csv` (`python bench/downsampling.py`): one fresh model per cell, trained on the",
+              "downsampled train split (each s×s block averaged, shown back at 48×48) and tested on the test split.", ""]
+    factors = sorted({int(r["factor"]) for r in down})
+    # One footnote per distinct provenance (a command measures several cells).
+    sources = list(dict.fromkeys(tuple(r[k] for k in ("date", "commit", "machine", "threads", "command", "note"))
+                                 for r in down))
+    cells = {(int(r["factor"]), r["task"]): r for r in down}
+    models = {task: next((r["model"] for r in down if r["task"] == task), "") for task in ("action", "identity")}
+
+    def cell(s: int, task: str) -> str:
+        r = cells.get((s, task))
+        if r is None:
+            return "–"
+        ref = sources.index(tuple(r[k] for k in ("date", "commit", "machine", "threads", "command", "note"))) + 1
+        return f"{_pct(r['test_acc_pct'])} [{ref}]"
+
+    lines += _table(["s", "frame", f"action: `{models['action']}`", f"identity: `{models['identity']}`"],
+                    [[s, f"{48 // s}×{48 // s}", cell(s, "action"), cell(s, "identity")] for s in factors])
+    lines += ["", *(f"{i}. {date}, `{commit[:7]}`, {where}, torch threads {threads or '–'}: `{command}`"
+                    + (f" — {note}" if note else "")
+                    for i, (date, commit, where, threads, command, note) in enumerate(sources, 1)), ""]
+
+    lines += ["## Trade-off runs", "",
+              "From `results/tradeoff.csv`: one row per training (or evaluation) run; commands and notes below "
+              f"(recorded with {_cmd('tradeoff --run-dir DIR --command ...')}).", ""]
+    lines += _table(["#", "configuration", "seed", "A_T", "fresh A_T", "A_B^N", "worst attacker", "attackers", "wall s",
+                     "date", "commit", "machine", "threads"],
+                    [[i, f"{r['profile']}: {r['label']}", r["seed"], _pct(r["target_acc_pct"]), _pct(r["target_acc_fresh_pct"]),
+                      _pct(r["privacy_acc_pct"], r["privacy_lower_bound"]), f"`{r['worst_attacker']}`" if r["worst_attacker"] else "–",
+                      r["attackers"], r["wall_seconds"] or "–", *_provenance(r)] for i, r in enumerate(runs, 1)])
+    lines += ["", *_footnotes(runs), ""]
+    lines += _groups_section(trade)
+
+    lines += ["## Benchmarks", "",
+              "From `results/benchmarks.csv` (`python bench/run_all.py --json figures.json`, recorded with "
+              f"{_cmd('benchmarks --json figures.json')}; bench/README.md describes each figure).", ""]
+    lines += _table(["#", "figure", "value", "unit", "goal", "met", "date", "commit", "machine", "threads"],
+                    [[i, f"`{r['name']}`", r["value"], r["unit"], f"{_GOAL.get(r['better'], r['better'])} {r['goal']}" if r["goal"] else "–",
+                      r["met"] or "–", *_provenance(r)] for i, r in enumerate(bench, 1)])
+    lines += ["", *_footnotes(bench)]
+    return "\n".join(lines) + "\n"
+
+
+# --- README.md -------------------------------------------------------------------------------------
+
+def _summary(rows: Sequence[dict[str, str]], key: str) -> tuple[float, float]:
+    return mean_std(_num(r[key]) for r in rows)
+
+
+def render_readme_block(results: Path = RESULTS) -> str:
+    """The README's one results table: raw frames, the downsampling factor whose action accuracy is
+    closest to the learned f_d's, the learned `quick` f_d over its seeds, and its no-game control."""
+    base = {r["method"]: r for r in current(read("baselines", results))}
+    down = current(read("downsampling", results))
+    trade = current(read("tradeoff", results))
+    learned = [r for r in trade if (r["profile"], r["label"]) == LEARNED and not r.get("group")]
+    control = [r for r in trade if (r["profile"], r["label"]) == CONTROL and not r.get("group")]
+    chance = {r["task"]: r["chance_pct"] for r in down}
+    rows = []
+    if "raw" in base:
+        r = base["raw"]
+        rows.append(["raw frames", _pct(r["target_acc_fresh_pct"]), _pct(r["privacy_acc_pct"], r["privacy_lower_bound"]),
+                     f"`{r['worst_attacker']}`", f"1 run, {r['attackers']} attackers"])
+    fresh, fresh_std = _summary(learned, "target_acc_fresh_pct")
+    actions = {int(r["factor"]): r for r in down if r["task"] == "action"}
+    identities = {int(r["factor"]): r for r in down if r["task"] == "identity"}
+    if learned and actions:
+        s = min(sorted(actions), key=lambda f: abs(_num(actions[f]["test_acc_pct"]) - fresh))
+        ident = identities.get(s)
+        rows.append([f"downsampling s = {s}", _pct(actions[s]["test_acc_pct"]),
+                     _pct(ident["test_acc_pct"], "yes") if ident else "–",
+                     f"`{ident['model']}`" if ident else "–", "1 run, 1 attacker"])
+    for name, members in (("learned f_d (`quick` profile)", learned), ("no game: f_d + f_T trained on the action only", control)):
+        if not members:
+            continue
+        seeds = ", ".join(sorted({r["seed"] for r in members}, key=int))
+        worst = sorted({r["worst_attacker"] for r in members})
+        lower = any(r["privacy_lower_bound"] == "yes" for r in members)
+        if len(members) == 1:
+            r = members[0]
+            attackers = f", {r['attackers']} attackers" if r["attackers"] else ""
+            rows.append([name, _pct(r["target_acc_fresh_pct"]), _pct(r["privacy_acc_pct"], r["privacy_lower_bound"]),
+                         f"`{r['worst_attacker']}`", f"1 run (seed {seeds}){attackers}"])
+        else:
+            rows.append([name, _pm(*_summary(members, "target_acc_fresh_pct")),
+                         ("≥ " if lower else "") + _pm(*_summary(members, "privacy_acc_pct")),
+                         " / ".join(f"`{w}`" for w in worst), f"{len(members)} runs (seeds {seeds}), mean ± std"])
+    header = ["f_d", f"fresh A_T (action, chance {_pct(chance.get('action', ''))})",
+              f"A_B^N (identity, chance {_pct(chance.get('identity', ''))})", "worst attacker", "measured"]
+    return "\n".join([
+        BEGIN, *_table(header, rows), "",
+        "Synthetic SBU, laptop preset, held-out test split; `≥` marks a lower bound (fewer attackers). Rendered by",
+        "`python bench/tables.py` from `results/*.csv`; every row's command, commit and machine are in",
+        "[docs/RESULTS.md](docs/RESULTS.md).",
+        END,
+    ])
+
+
+def with_block(readme: str, block: str) -> str:
+    """`readme` with the text from BEGIN to END replaced by `block`."""
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{README.name}: no {BEGIN} ... {END} markers")
+    return readme[:start] + block + readme[end + len(END):]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 when a rendered file is out of date")
+    args = parser.parse_args(argv)
+    wanted = {RESULTS_MD: render_results(), README: with_block(README.read_text(), render_readme_block())}
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+    for path in stale:
+        rel = path.relative_to(REPO)
+        if args.check:
+            print(f"stale: {rel} (run python bench/tables.py)")
+        else:
+            path.write_text(wanted[path])
+            print(f"wrote {rel}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""results/*.csv and what bench/tables.py renders from them: the rendered files are up to date,
+every row carries its provenance, and a comparison group is summarised correctly."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import record  # noqa: E402
+import tables  # noqa: E402
+
+
+def test_rendered_results_are_up_to_date(capsys):
+    assert tables.main(["--check"]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", sorted(record.COLUMNS))
+def test_every_current_row_names_its_provenance(kind):
+    with open(REPO / "results" / f"{kind}.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        assert reader.fieldnames == record.COLUMNS[kind]
+    assert rows
+    for i, row in enumerate(rows, 2):
+        assert None not in row, f"{kind}.csv line {i}: more cells than columns"
+        if row["superseded"]:
+            continue
+        missing = [k for k in record.REQUIRED if not row[k]]
+        assert not missing, f"{kind}.csv line {i}: no {missing}"
+        assert len(row["date"]) == 10 and row["date"][4] == row["date"][7] == "-", row["date"]
+        assert len(row["commit"]) >= 7 and all(c in "0123456789abcdef" for c in row["commit"]), row["commit"]
+
+
+def _row(label, seed, fresh, privacy, group="g"):
+    return {"label": label, "seed": str(seed), "target_acc_fresh_pct": str(fresh), "privacy_acc_pct": str(privacy),
+            "group": group, "superseded": ""}
+
+
+def test_a_group_is_summarised_per_arm_with_a_paired_interval():
+    rows = [_row("game", 0, 80, 50), _row("game", 1, 70, 60), _row("game", 2, 75, 55),
+            _row("no_game", 0, 82, 70), _row("no_game", 1, 74, 76), _row("no_game", 2, 78, 73),
+            _row("game", 3, 99, 99, group=""), {**_row("no_game", 3, 0, 0), "superseded": "re-measured"}]
+    (name, (game, no_game)), = tables.group_summaries(rows).items()
+    assert name == "g" and (game.arm, no_game.arm) == ("game", "no_game")
+    assert game.n == no_game.n == 3 and no_game.seeds == (0, 1, 2)
+    assert game.mean["target_acc_fresh"] == pytest.approx(75.0) and game.std["target_acc_fresh"] == pytest.approx(5.0)
+    assert no_game.mean["privacy_acc"] == pytest.approx(73.0) and no_game.std["privacy_acc"] == pytest.approx(3.0)
+    # no_game - game per seed: fresh A_T +2, +4, +3; A_B^N +20, +16, +18 (std 2, n 3, t(0.975, 2) = 4.3027)
+    mean, low, high = no_game.diff["privacy_acc"]
+    half = 4.302653 * 2 / math.sqrt(3)
+    assert (mean, low, high) == pytest.approx((18.0, 18.0 - half, 18.0 + half), abs=1e-4)
+    assert no_game.diff["target_acc_fresh"][0] == pytest.approx(3.0)
+    assert game.diff["privacy_acc"] == pytest.approx((0.0, 0.0, 0.0))
+    assert "| no_game | 3 | 0, 1, 2 | 78.0 ± 4.0 % | 73.0 ± 3.0 % | +3.0 [+0.5, +5.5] | +18.0 [+13.0, +23.0] |" in \
+        "\n".join(tables._groups_section([{**r, "command": "raypriv compare"} for r in rows]))
