@@ -212,7 +212,8 @@ _baselines = click.option("--baselines", type=click.Path(exists=True, dir_okay=F
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="Trials running at once (default: the profile's); must fit the cluster's CPUs.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Ray Train workers per trial (default: the profile's; 1 until the loop is data-parallel).")
+              help="Ray Train workers per trial, data-parallel ranks of the loop (default: the profile's); "
+                   "concurrency x (trial_cpus + workers x cpus_per_worker) must fit the cluster's CPUs.")
 @click.option("--sampler", type=click.Choice(["tpe", "nsga2", "random"]), default=None,
               help="Optuna's multi-objective sampler (default: the profile's, tpe).")
 @click.option("--seed", type=int, default=None, help="The sampler's seed (default: the profile's, 0); part of the sweep id.")
@@ -274,6 +275,67 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
         raise click.ClickException(f"{len(outcome.errored)} trial(s) failed: {', '.join(outcome.errored)} "
                                    f"(their errors are in the Tune output above; Ray Train retried each "
                                    f"{sweep_cfg.sweep.max_failures} time(s), see sweep.max_failures)")
+
+
+def _int_list(ctx, param, value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+@cli.command("compare")
+@_run_options
+@click.option("--arms", required=True, metavar="A,B,…",
+              help="Comma-separated arms from the YAML's `arms:` (e.g. game,no_game); the first is the reference.")
+@click.option("--seeds", default="0,1,2", show_default=True, callback=_int_list, metavar="S,…",
+              help="Seeds every arm runs with (model initialisation, batch order, attacker draw).")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Runs at once (default: the profile's sweep.concurrency); must fit the cluster's CPUs.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray Train workers (data-parallel ranks) per run (default: the profile's).")
+@click.option("--resume", is_flag=True, help="Continue the comparison with these arms, seeds and --set; "
+                                             "finished runs are not run again.")
+@click.option("--resume-if-exists", is_flag=True, help="Continue the comparison if it exists, else start it.")
+@_home
+@click.option("--ray-storage", default=None, metavar="DIR|URI",
+              help="Ray Tune / Train storage (default: $RAYPRIV_RAY_STORAGE, else --home/ray).")
+@_baselines
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for runs.csv, summary.csv, compare.png and compare.html.")
+def compare_command(experiment, synthetic, root, profile, config, overrides, arms, seeds, concurrency, workers,
+                    resume, resume_if_exists, home, ray_storage, baselines, out) -> None:
+    """Replicated, paired evidence: every arm x seed as one full-protocol run on Ray (MLflow child runs
+    under one parent run), then the mean ± std of each arm and its paired difference to the first arm."""
+    from raypriv.method.config import ConfigError
+    from raypriv.sweep.config import load_compare_config
+
+    if resume and resume_if_exists:
+        raise click.UsageError("pass --resume or --resume-if-exists, not both")
+    settings = {"concurrency": concurrency, "workers": workers}
+    try:
+        cfg = load_compare_config(_space_path(experiment, config), profile, tuple(a for a in arms.split(",") if a),
+                                  seeds, overrides, settings)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    from raypriv.sweep.compare import run_compare, summary_markdown
+    from raypriv.sweep.driver import SweepError
+    from raypriv.sweep.tracking import locations
+
+    where = locations(home, None, ray_storage)
+    try:
+        outcome = run_compare(cfg, synthetic=synthetic, root=root, locations=where, out_dir=out, resume=resume,
+                              resume_if_exists=resume_if_exists, baselines=baselines, echo=click.echo)
+    except SweepError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"\ncomparison {outcome.sweep_id}: {len(outcome.rows)} runs in {outcome.seconds:.0f} s\n")
+    click.echo(summary_markdown(outcome.summary))
+    click.echo(f"\nfiles: {', '.join(str(p) for p in outcome.files)} (also on the MLflow parent run {outcome.sweep_id})")
+    click.echo(f"MLflow:  {where.mlflow_ui_command()}   (experiment {cfg.name})")
+    if outcome.interrupted or outcome.errored or outcome.diverged:
+        raise click.ClickException(f"{len(outcome.errored)} run(s) failed, {len(outcome.diverged)} diverged"
+                                   + (", interrupted" if outcome.interrupted else "") +
+                                   "; the same command with --resume runs what is missing")
 
 
 @cli.command("pareto")

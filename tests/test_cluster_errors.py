@@ -232,10 +232,14 @@ def test_a_failing_tracking_store_ends_the_set_up_quickly_and_without_credential
         raise MlflowException(f"API request to http://me:{SECRET}@mlflow:5000/api/2.0/mlflow-artifacts/artifacts/1/x "
                               f"failed with exception ResponseError('too many 500 error responses')")
 
-    monkeypatch.setattr(driver, "_create_parent", failing)
+    from raypriv.sweep import tracking
+    from raypriv.sweep.config import SweepSettings
+
+    monkeypatch.setattr(tracking, "ensure_experiment", failing)
     env.setenv("MLFLOW_TRACKING_URI", f"http://me:{SECRET}@mlflow:5000")
     with pytest.raises(driver.SweepError) as excinfo:
-        driver._start_tracking(None, "s", locations(tmp_path), synthetic=True, root=None, use_gpu=False)
+        driver._start_tracking("sbu", "s", SweepSettings(), locations(tmp_path), role="sweep", params={}, texts={},
+                               synthetic=True, root=None, use_gpu=False, run=None, space={})
     message = str(excinfo.value)
     assert seen["retries"] == "2" and "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
     assert "too many 500 error responses" in message and "--artifacts-destination bucket exists" in message

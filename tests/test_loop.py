@@ -83,7 +83,7 @@ def test_inner_loops_stop_at_their_caps(data):
 
 
 def test_a_nan_loss_names_the_phase_and_iteration(data, monkeypatch):
-    monkeypatch.setattr(loop, "privacy_loss", lambda logits, kind: (torch.tensor(float("nan")), 0))
+    monkeypatch.setattr(loop, "privacy_loss", lambda *args, **kwargs: (torch.tensor(float("nan")), 0))
     with pytest.raises(FloatingPointError, match="adversarial update of iteration 1"):
         _run(_config(), data)
 
@@ -95,3 +95,22 @@ def test_budget_sampling_policies():
     assert len(sampled) == 4 and len(set(sampled)) == 4  # no repeats before the pool is used up
     assert sampled == select_budget_models(BudgetConfig(count=4, policy="sample", families=("smallcnn", "mobilenet_v2"), seed=3))
     assert all(n.startswith(("smallcnn", "mobilenet_v2")) and n != "smallcnn_tiny" for n in sampled)
+
+
+def test_a_run_resumed_from_a_checkpoint_ends_bit_identical_to_an_uninterrupted_one(data, tmp_path):
+    cfg = _config("adversarial.iterations=4", "adversarial.restart_every=3", "adversarial.checkpoint_every=2")
+    states = []
+    whole = _run(cfg, data, on_checkpoint=states.append)
+    assert [s["iteration"] for s in states] == [0, 2]  # after pre-training, then every 2 (not after the last)
+    # through a file, as a Ray Train checkpoint holds it: tensors and plain values only
+    torch.save(states[1], tmp_path / "loop_state.pt")
+    state = torch.load(tmp_path / "loop_state.pt", weights_only=True)
+    resumed = _run(cfg, data, resume=state)
+    for key, value in _state(whole.degrader).items():
+        assert torch.equal(value, resumed.degrader.state_dict()[key]), key
+    for a, b in zip(whole.budgets, resumed.budgets):  # restarted at iteration 3, after the checkpoint
+        assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert resumed.history == whole.history and resumed.steps == whole.steps
+    other = _config("adversarial.iterations=4", "budget.count=1")
+    with pytest.raises(ValueError, match="checkpoint's budget models"):
+        _run(other, data, resume=state)

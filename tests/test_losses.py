@@ -32,10 +32,28 @@ def test_max_picks_the_most_confident_budget_model(kind):
     fairly_sure[:, 0] = 2.0
     very_sure = torch.zeros(4, 13)
     very_sure[:, 3] = 6.0
-    loss, index = privacy_loss([unsure, very_sure, fairly_sure], kind)
+    loss, index = privacy_loss([unsure, very_sure, fairly_sure], kind)  # every clip: the same model
     assert index == 1
     expected = negative_entropy(very_sure) if kind == "neg_entropy" else uniform_cross_entropy(very_sure)
     assert loss.item() == pytest.approx(expected.mean().item())
+
+
+def test_the_ensemble_max_is_per_sample_by_default_and_per_batch_on_request():
+    # Two models, two clips: model A is sure about clip 0 only, model B about clip 1 only.
+    a = torch.tensor([[9.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    b = torch.tensor([[0.0, 0.0, 0.0], [0.0, 9.0, 0.0]])
+    ne = lambda row: negative_entropy(row[None]).item()  # noqa: E731
+    per_sample, _ = privacy_loss([a, b], "neg_entropy")
+    # per clip, the surer model: A on clip 0, B on clip 1 (both near 0); a batch max of means would
+    # pay for one model's unsure clip
+    assert per_sample.item() == pytest.approx((ne(a[0]) + ne(b[1])) / 2)
+    per_batch, index = privacy_loss([a, b], "neg_entropy", ensemble="batch")
+    assert per_batch.item() == pytest.approx(max((ne(a[0]) + ne(a[1])) / 2, (ne(b[0]) + ne(b[1])) / 2))
+    assert per_sample.item() > per_batch.item()  # the per-sample max is at least the batch one
+    chosen_by_caller = privacy_loss([a, b], "neg_entropy", ensemble="batch", choose=lambda means: 0)[1]
+    assert chosen_by_caller == 0  # a data-parallel caller decides from the means over its ranks
+    with pytest.raises(ValueError, match="unknown ensemble max 'mean'"):
+        privacy_loss([a, b], ensemble="mean")
 
 
 def test_privacy_loss_gradient_flows_only_to_the_chosen_model():

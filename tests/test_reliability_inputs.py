@@ -118,9 +118,9 @@ TRAIN = ("train", "sbu", "--profile", "smoke")
 
 def test_malformed_yaml_file(sandbox):
     bad = sandbox.cwd / "bad.yaml"
-    bad.write_text("base:\n  seed: 0\n  adversarial: {gamma: 1\nprofiles: {}\n")  # unclosed flow mapping
+    bad.write_text("profiles:\n  smoke:\n    seed: 0\n    adversarial: {gamma: 1\n")  # unclosed flow mapping
     sandbox.refuses(*SWEEP, "--synthetic", "--config", str(bad),
-                    names=(str(bad), "is not valid YAML", "line 4, column 9"))
+                    names=(str(bad), "is not valid YAML", "line 5, column 1"))
 
 
 def test_malformed_yaml_in_an_override(sandbox):
@@ -130,7 +130,7 @@ def test_malformed_yaml_in_an_override(sandbox):
 
 def test_unknown_key_in_the_config_file(sandbox):
     space = sandbox.cwd / "space.yaml"
-    space.write_text("base:\n  adversarial: {gama: 1.0}\nprofiles:\n  smoke: {data: {preset: tiny}}\n")
+    space.write_text("profiles:\n  smoke: {data: {preset: tiny}, adversarial: {gama: 1.0}}\n")
     sandbox.refuses("train", "sbu", "--synthetic", "--config", str(space), "--profile", "smoke", "--out", "run",
                     names=(str(space), "adversarial.gama: Extra inputs are not permitted"))
 
@@ -349,7 +349,7 @@ def test_evaluate_refuses_a_malicious_degrader_without_running_it(sandbox, expor
 def test_config_yaml_cannot_construct_python_objects(tmp_path, marker):
     code = _code(_WritesMarker(marker))
     space = tmp_path / "space.yaml"
-    space.write_text(f"base:\n  seed: !!python/object/apply:builtins.exec [{json.dumps(code)}]\n")
+    space.write_text(f"profiles:\n  smoke:\n    seed: !!python/object/apply:builtins.exec [{json.dumps(code)}]\n")
     with pytest.raises(ConfigError, match="is not valid YAML: could not determine a constructor"):
         load_run_config(space)
     with pytest.raises(ConfigError, match="override .* not valid YAML: could not determine a constructor"):

@@ -6,13 +6,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
 from raypriv.method.config import ConfigError, RunConfig, load_run_config
-from raypriv.sweep.config import load_sweep_config
-from raypriv.sweep.plan import ResourceError, check_resources, sweep_id
-from raypriv.sweep.space import make_sampler, sample_configs, sample_params, to_optuna
+from raypriv.sweep.config import apply_params, load_sweep_config
+from raypriv.sweep.plan import sweep_id
+from raypriv.sweep.preflight import ResourceError, check_resources
+from raypriv.sweep.space import make_sampler, to_optuna
 
 SPACES = sorted(Path("search_spaces").glob("*.yaml"))
 SBU = Path("search_spaces/sbu.yaml")
@@ -20,6 +22,24 @@ SBU = Path("search_spaces/sbu.yaml")
 
 def _profiles(path: Path) -> list[str | None]:
     return [None, *yaml.safe_load(path.read_text())["profiles"]]
+
+
+def sample_params(config, n: int, *, seed: int = 0) -> list[dict]:
+    """`n` points drawn at random from the space (an in-memory study)."""
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
+    distributions = to_optuna(config.space)
+    points = []
+    for _ in range(n):
+        trial = study.ask(distributions)
+        points.append(dict(trial.params))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return points
+
+
+def sample_configs(config, n: int, *, seed: int = 0) -> list[RunConfig]:
+    """`n` run configs a sweep over `config` could train."""
+    return [apply_params(config.run, config.space, params, source=f"{config.source} sample {i}")
+            for i, params in enumerate(sample_params(config, n, seed=seed))]
 
 
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
@@ -157,9 +177,14 @@ def test_bad_spaces_name_the_file_the_key_and_the_allowed_values(tmp_path, edit,
         assert message in str(err.value)
 
 
-def test_more_than_one_worker_per_trial_is_refused_with_the_reason():
-    with pytest.raises(ConfigError, match="workers per trial must be 1, got 2: the adversarial loop runs in one process"):
-        load_sweep_config(SBU, "smoke", settings={"workers": 2})
+def test_data_parallel_workers_count_in_the_resource_check():
+    two = load_sweep_config(SBU, "smoke", settings={"workers": 2, "concurrency": 1})  # 0.1 + 2 x 0.9 CPUs
+    check_resources(two.sweep, {"CPU": 2.0}, use_gpu=False, source=two.source)
+    both = load_sweep_config(SBU, "smoke", settings={"workers": 2})  # 2 trials at a time: 3.8 CPUs
+    with pytest.raises(ResourceError, match=r"--concurrency 2 x 1.9 CPUs per trial = 3.8 CPUs, but the cluster has 2"):
+        check_resources(both.sweep, {"CPU": 2.0}, use_gpu=False, source=both.source)
+    with pytest.raises(ResourceError, match=r"2 worker\(s\) x 1 GPU = 2 GPUs, but the cluster has 1"):
+        check_resources(two.sweep, {"CPU": 8.0, "GPU": 1.0}, use_gpu=True, source=two.source)
 
 
 def test_sweep_id_is_deterministic_and_tracks_what_changes_results():
@@ -178,12 +203,12 @@ def test_sweep_id_is_deterministic_and_tracks_what_changes_results():
 
 def test_resource_check_fails_clearly_instead_of_hanging():
     smoke = load_sweep_config(SBU, "smoke")  # 2 x (0.1 + 0.9) CPUs
-    check_resources(smoke, {"CPU": 2.0}, use_gpu=False)
+    check_resources(smoke.sweep, {"CPU": 2.0}, use_gpu=False, source=smoke.source)
     with pytest.raises(ResourceError, match=r"--concurrency 2 x 1 CPUs per trial = 2 CPUs, but the cluster has 1; .*Use --concurrency 1"):
-        check_resources(smoke, {"CPU": 1.0}, use_gpu=False)
+        check_resources(smoke.sweep, {"CPU": 1.0}, use_gpu=False, source=smoke.source)
     big = load_sweep_config(SBU, "full")  # 0.1 + 4 CPUs per trial
     with pytest.raises(ResourceError, match=r"one trial needs 0.1 CPU for its Tune function \+ 1 worker\(s\) x 4 CPU = 4.1 CPUs, but the cluster has 2"):
-        check_resources(big, {"CPU": 2.0}, use_gpu=False)
+        check_resources(big.sweep, {"CPU": 2.0}, use_gpu=False, source=big.source)
     with pytest.raises(ResourceError, match="= 8 GPUs, but the cluster has 1"):
-        check_resources(big, {"CPU": 64.0, "GPU": 1.0}, use_gpu=True)
+        check_resources(big.sweep, {"CPU": 64.0, "GPU": 1.0}, use_gpu=True, source=big.source)
     assert math.isclose(smoke.sweep.trial_cpus + smoke.sweep.cpus_per_worker, 1.0)

@@ -43,7 +43,7 @@ def test_bad_values_fail_before_anything_starts(tmp_path, clean_env):
     home = tmp_path / "h"
     for args, message in [
         (["--set", "budget.cout=3"], "budget.cout: Extra inputs are not permitted"),
-        (["--workers", "2"], "workers per trial must be 1, got 2"),
+        (["--workers", "0"], "Invalid value for '--workers'"),
         (["--sampler", "cmaes"], "Invalid value for '--sampler'"),
         (["--resume"], "nothing to resume: no sweep sbu-smoke-tpe-s0-"),
     ]:

@@ -60,7 +60,7 @@ def test_select_attackers_avoids_budget_families_and_spreads_over_families():
         assert any(BUDGETS.spec(n).family in {"smallcnn", "plaincnn"} for n in names)
         assert not any(BUDGETS.spec(n).tiny for n in names)
         assert select_attackers(budget) == names  # deterministic
-        # The strongest frame attacker measured on a learned f_d (README "Measured trade-off").
+        # The strongest frame attacker measured on a learned f_d (results/tradeoff.csv).
         assert "regnet_x_400mf" in names
     default = select_attackers({"mobilenet_v2"})
     assert any(BUDGETS.spec(n).family == "smallcnn" for n in default)  # a BatchNorm small CNN

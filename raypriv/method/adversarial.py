@@ -21,6 +21,8 @@ Every update goes through `raypriv.method.engine.step`, the one update rule.
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,8 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from raypriv.method.config import RunConfig
-from raypriv.method.engine import (accuracy, batches, default_device, degrade_split, fit_classifier, frame_subset,
-                                   frozen, step)
+from raypriv.method.engine import (Batches, accuracy, all_sum, default_device, degrade_split, fit_classifier,
+                                   frame_subset, frozen, shard, step)
 from raypriv.method.losses import privacy_loss
 from raypriv.method.models import budget_model_names, create_model
 from raypriv.method.runtime import keep_freed_memory
@@ -66,12 +68,14 @@ class Game:
     device: torch.device
     num_identities: int
     generator: torch.Generator  # batch order and frame draws of every phase
-    batches: Iterator[torch.Tensor]  # endless shuffled training batches
+    batches: Batches  # endless shuffled global training batches
     out: Trained
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     budget_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
     target_acc: float = 0.0  # f_T's last validation check
-    totals: dict[str, int] = field(default_factory=lambda: {"adversarial": 0, "target": 0, "budget": 0, "restart": 0})
+    # update steps of each phase (restarts: epochs of re-training the budget models to strength)
+    totals: dict[str, int] = field(default_factory=lambda: {"adversarial": 0, "target": 0, "budget": 0,
+                                                            "restart_epochs": 0})
 
     @property
     def degrader(self) -> nn.Module:
@@ -84,6 +88,10 @@ class Game:
     @property
     def budgets(self) -> list[nn.Module]:
         return self.out.budgets
+
+    def next_batch(self) -> torch.Tensor:
+        """The next global training batch's indices, this rank's share of them."""
+        return shard(next(self.batches))
 
     def clip_batch(self, idx: torch.Tensor, frames: int | None = None) -> torch.Tensor:
         """Training clips `idx` (`frames` random frames of each, all when None) as floats on the device."""
@@ -115,7 +123,7 @@ def start_game(cfg: RunConfig, data: SplitTensors, *, num_actions: int, num_iden
                           in_channels=degrader.out_channels).to(device)
     n = len(data["train"][0])
     game = Game(cfg, data, device, num_identities, generator,
-                batches(n, min(cfg.adversarial.batch_size, n), generator, drop_last=True, repeat=True),
+                Batches(n, min(cfg.adversarial.batch_size, n), generator, drop_last=True, repeat=True),
                 Trained(degrader, target, [], budget_model_names(cfg.budget)))
     game.out.budgets[:] = game.new_budgets(0)
     return game
@@ -125,7 +133,54 @@ def start_game(cfg: RunConfig, data: SplitTensors, *, num_actions: int, num_iden
 def _timed(game: Game, phase: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    game.out.seconds[phase] = time.perf_counter() - start
+    game.out.seconds[phase] = game.out.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+def game_state(game: Game, iteration: int) -> dict:
+    """Everything the game needs to go on after `iteration` exactly as it would have: the players'
+    weights and optimizers, the random streams, the batch position and the record so far. Tensors
+    and plain values only (`torch.load(..., weights_only=True)` reads it back)."""
+    models = {"degrader": game.degrader, "target": game.target, **{f"budget.{i}": b for i, b in enumerate(game.budgets)}}
+    optimizers = {**game.optimizers, **{f"budget.{i}": o for i, o in enumerate(game.budget_optimizers)}}
+    return copy.deepcopy({  # a snapshot: state dicts share storage with the live tensors
+        "iteration": iteration,
+        "budget_names": list(game.out.budget_names),
+        "models": {k: m.state_dict() for k, m in models.items()},
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "rng": {"generator": game.generator.get_state(), "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        "batches": game.batches.state_dict(),
+        "target_acc": game.target_acc,
+        "totals": dict(game.totals),
+        "record": {"history": list(game.out.history), "steps": dict(game.out.steps),
+                   "seconds": dict(game.out.seconds), "pretrain": dict(game.out.pretrain)},
+    })
+
+
+def restore_game(game: Game, state: dict) -> int:
+    """Load `game_state` into a started game (optimizers included); returns the iteration it ended."""
+    if state["budget_names"] != game.out.budget_names:
+        raise ValueError(f"the checkpoint's budget models {state['budget_names']} are not this run's "
+                         f"{game.out.budget_names}: it belongs to another configuration")
+    game.degrader.load_state_dict(state["models"]["degrader"])
+    game.target.load_state_dict(state["models"]["target"])
+    for i, b in enumerate(game.budgets):
+        b.load_state_dict(state["models"][f"budget.{i}"])
+        game.budget_optimizers[i].load_state_dict(state["optimizers"][f"budget.{i}"])
+    for name, opt in game.optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    game.generator.set_state(state["rng"]["generator"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    game.batches.load_state_dict(state["batches"])
+    game.target_acc = float(state["target_acc"])
+    game.totals.update(state["totals"])
+    record = state["record"]
+    game.out.history[:] = record["history"]
+    for field_name in ("steps", "seconds", "pretrain"):
+        getattr(game.out, field_name).update(record[field_name])
+    return int(state["iteration"])
 
 
 def reconstruct(game: Game) -> None:
@@ -140,7 +195,7 @@ def reconstruct(game: Game) -> None:
     if quantised:
         degrader.quantise = False
     for i in range(steps):
-        x = game.clip_batch(next(game.batches))
+        x = game.clip_batch(game.next_batch())
         step(F.l1_loss(degrader(x), _reference(x, degrader.out_channels)), [opt], f"degrader reconstruction step {i}")
     if quantised:
         degrader.quantise = True
@@ -191,25 +246,30 @@ def start_adversarial(game: Game) -> None:
 
 
 def privacy_step(game: Game, it: int) -> dict[str, float]:
-    """Step a: f_d and f_T against the most confident budget model (frozen, in eval mode)."""
+    """Step a: f_d (and f_T with `privacy_trains_target`) against the most confident budget model
+    (frozen, in eval mode), `privacy_steps` times; the last step's losses."""
     adv = game.cfg.adversarial
     game.degrader.train()
     game.target.train()
     for b in game.budgets:
         b.eval().requires_grad_(False)
-    idx = next(game.batches)
-    x = game.clip_batch(idx)
-    degraded = game.degrader(x)
-    loss_target = F.cross_entropy(game.target(degraded), game.labels(idx, 1))
-    seen = frame_subset(degraded, adv.budget_frames, game.generator)
-    loss_privacy, chosen = privacy_loss([b(seen) for b in game.budgets], adv.privacy_loss)
-    loss_l1 = F.l1_loss(degraded, _reference(x, game.degrader.out_channels))
-    step(loss_target + adv.gamma * loss_privacy + adv.alpha * loss_l1,
-         [game.optimizers["degrader"], game.optimizers["target"]], f"adversarial update of iteration {it}")
+    optimizers = [game.optimizers["degrader"]] + ([game.optimizers["target"]] if adv.privacy_trains_target else [])
+    for _ in range(adv.privacy_steps):
+        idx = game.next_batch()
+        x = game.clip_batch(idx)
+        degraded = game.degrader(x)
+        loss_target = F.cross_entropy(game.target(degraded), game.labels(idx, 1))
+        seen = frame_subset(degraded, adv.budget_frames, game.generator)
+        loss_privacy, chosen = privacy_loss([b(seen) for b in game.budgets], adv.privacy_loss, adv.ensemble_max,
+                                            choose=lambda means: int(torch.tensor(all_sum(means.tolist())).argmax()))
+        loss_l1 = F.l1_loss(degraded, _reference(x, game.degrader.out_channels))
+        loss = step(loss_target + adv.gamma * loss_privacy + adv.alpha * loss_l1, optimizers,
+                    f"adversarial update of iteration {it}")
     for b in game.budgets:
         b.requires_grad_(True)
-    game.totals["adversarial"] += 1
-    return dict(loss_target=loss_target.item(), loss_privacy=loss_privacy.item(), loss_l1=loss_l1.item(),
+    game.totals["adversarial"] += adv.privacy_steps
+    # `loss` is f_d's whole objective over the global batch (all ranks); the parts are this rank's
+    return dict(loss=loss, loss_target=loss_target.item(), loss_privacy=loss_privacy.item(), loss_l1=loss_l1.item(),
                 chosen_budget=chosen)
 
 
@@ -220,6 +280,14 @@ def target_val_acc(game: Game) -> float:
     return accuracy(nn.Sequential(game.degrader, game.target), val_clips[check], val_actions[check])
 
 
+def target_threshold(game: Game) -> float:
+    """threshold1: absolute, or a fraction of f_T's pre-trained validation accuracy."""
+    adv = game.cfg.adversarial
+    if adv.target_threshold_of == "pretrained":
+        return adv.target_threshold * game.out.pretrain.get("target_val_acc", 1.0)
+    return adv.target_threshold
+
+
 def target_phase(game: Game, it: int) -> dict[str, float]:
     """Step b: keep f_T a strong competitor: L_T steps on f_T and f_d while its validation accuracy
     is ≤ threshold₁ (checked every `target_check_every` iterations; in between the last check stands)."""
@@ -227,11 +295,11 @@ def target_phase(game: Game, it: int) -> dict[str, float]:
     if it == 1 or it % adv.target_check_every == 0:
         game.target_acc = target_val_acc(game)
     steps = 0
-    if game.target_acc <= adv.target_threshold:
+    if game.target_acc <= target_threshold(game):
         game.degrader.train()
         game.target.train()
         for steps in range(1, adv.target_max_steps + 1):
-            idx = next(game.batches)
+            idx = game.next_batch()
             loss = F.cross_entropy(game.target(game.degrader(game.clip_batch(idx))), game.labels(idx, 1))
             step(loss, [game.optimizers["degrader"], game.optimizers["target"]], f"target phase of iteration {it}")
     game.totals["target"] += steps
@@ -239,10 +307,24 @@ def target_phase(game: Game, it: int) -> dict[str, float]:
 
 
 def restart_budgets(game: Game, it: int) -> None:
-    """Step d: all M budget models restart from fresh random weights (with fresh optimizers)."""
+    """Step d: all M budget models restart from fresh random weights (fresh optimizers too) and are
+    trained to strength on the current f_d(X) (`pretrain.budget_epochs`, to their early stop), as
+    the paper's restart does before the game resumes."""
     game.out.budgets[:] = game.new_budgets(it // game.cfg.adversarial.restart_every)
     game.budget_optimizers = [torch.optim.Adam(b.parameters(), lr=game.cfg.adversarial.lr_budget)
                               for b in game.budgets]
+    fits = fit_budgets(game, game.cfg.pretrain.budget_epochs, game.cfg.adversarial.lr_budget)
+    game.totals["restart_epochs"] += sum(f.epochs for f in fits)
+
+
+def budget_val_acc(game: Game) -> float:
+    """The strongest budget model's identity accuracy on f_d(X_val), from `budget_frames` evenly spaced
+    frames of each clip (no random draw: the check leaves the run's random stream alone)."""
+    clips, _, ids = game.data["val"]
+    frames, t = game.cfg.adversarial.budget_frames, clips.shape[2]
+    keep = torch.linspace(0, t - 1, min(frames or t, t)).round().long()
+    transform = frozen(game.degrader)
+    return max(accuracy(b, clips[:, :, keep], ids, transform=transform) for b in game.budgets)
 
 
 def budget_phase(game: Game, it: int, cap: int) -> tuple[int, float]:
@@ -258,12 +340,13 @@ def budget_phase(game: Game, it: int, cap: int) -> tuple[int, float]:
     game.degrader.eval()
     accuracy_now = 0.0
     for steps in range(cap):
-        idx = next(game.batches)
+        idx = game.next_batch()
         with torch.no_grad():
             degraded = game.degrader(game.clip_batch(idx, adv.budget_frames))
         labels = game.labels(idx, 2)
         logits = [b(degraded) for b in game.budgets]
-        accuracy_now = min((lg.argmax(1) == labels).float().mean().item() for lg in logits)
+        correct = all_sum([len(labels), *((lg.argmax(1) == labels).sum().item() for lg in logits)])
+        accuracy_now = min(c / correct[0] for c in correct[1:])
         if accuracy_now > adv.budget_threshold:
             return steps, accuracy_now
         loss = sum(F.cross_entropy(lg, labels) for lg in logits)
@@ -280,10 +363,20 @@ def adversarial_iteration(game: Game, it: int) -> dict[str, float]:
     restart = adv.restart_every > 0 and it % adv.restart_every == 0
     if restart:
         restart_budgets(game, it)
-    steps, budget_acc = budget_phase(game, it, adv.restart_max_steps if restart else adv.budget_max_steps)
-    game.totals["restart" if restart else "budget"] += steps
-    row.update(budget_train_acc=budget_acc, budget_steps=steps, restarted=float(restart))
+    row["budget_val_acc"] = budget_val_acc(game)
+    steps, budget_acc = budget_phase(game, it, 0 if row["budget_val_acc"] > adv.budget_threshold
+                                     else adv.budget_max_steps)
+    game.totals["budget"] += steps
+    privacy, target = game.totals["adversarial"], game.totals["target"]
+    row.update(budget_train_acc=budget_acc, budget_steps=steps, restarted=float(restart),
+               privacy_floor=_privacy_floor(adv.privacy_loss, game.num_identities),
+               privacy_share=privacy / max(1, privacy + target))
     return row
+
+
+def _privacy_floor(kind: str, classes: int) -> float:
+    """The least L_B can be (a uniform prediction over the identities): −log K, or log K for uniform_ce."""
+    return -math.log(classes) if kind == "neg_entropy" else math.log(classes)
 
 
 def train_adversarial(
@@ -295,34 +388,56 @@ def train_adversarial(
     device: torch.device | None = None,
     progress: bool = False,
     on_iteration: Callable[[dict[str, float]], None] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> Trained:
-    """Run Algorithm 1 on `data` (uint8 clips) as configured by `cfg`; `on_iteration` gets each row."""
+    """Run Algorithm 1 on `data` (uint8 clips) as configured by `cfg`; `on_iteration` gets each row.
+
+    `on_checkpoint(state)` receives a `game_state` after pre-training and every
+    `adversarial.checkpoint_every` iterations; `resume` (such a state) continues a run from it.
+    """
     keep_freed_memory()
     game = start_game(cfg, data, num_actions=num_actions, num_identities=num_identities,
                       device=device or default_device())
-    with _timed(game, "degrader_init"):
-        reconstruct(game)
-    with _timed(game, "pretrain"):
-        if cfg.pretrain.target_epochs:
-            pretrain_target(game)
-        if cfg.pretrain.budget_epochs:
-            pretrain_budgets(game)
-    with _timed(game, "adversarial"):
+    if resume is None:
+        with _timed(game, "degrader_init"):
+            reconstruct(game)
+        with _timed(game, "pretrain"):
+            if cfg.pretrain.target_epochs:
+                pretrain_target(game)
+            if cfg.pretrain.budget_epochs:
+                pretrain_budgets(game)
         start_adversarial(game)
-        iterations = range(1, cfg.adversarial.iterations + 1)
+        done = 0
+        if on_checkpoint is not None:
+            on_checkpoint(game_state(game, 0))
+    else:
+        start_adversarial(game)  # the optimizers exist before their states are loaded
+        done = restore_game(game, resume)
+    _play(game, done, progress=progress, on_iteration=on_iteration, on_checkpoint=on_checkpoint)
+    game.out.steps.update({k if k.endswith("epochs") else f"{k}_steps": v for k, v in game.totals.items()})
+    for module in (game.degrader, game.target, *game.budgets):
+        module.eval()
+    return game.out
+
+
+def _play(game: Game, done: int, *, progress: bool, on_iteration, on_checkpoint) -> None:
+    """The adversarial iterations after `done`, with a checkpoint every `checkpoint_every` of them."""
+    adv = game.cfg.adversarial
+    every = adv.checkpoint_every or max(1, adv.iterations // 10)
+    with _timed(game, "adversarial"):
+        iterations = range(done + 1, adv.iterations + 1)
         if progress:
             from tqdm import tqdm
 
-            iterations = tqdm(iterations, desc="adversarial", unit="it")
+            iterations = tqdm(iterations, desc="adversarial", unit="it", initial=done, total=adv.iterations)
         for it in iterations:
             row = adversarial_iteration(game, it)
             game.out.history.append(row)
             if on_iteration is not None:
                 on_iteration(row)
-    game.out.steps.update({f"{k}_steps": v for k, v in game.totals.items()})
-    for module in (game.degrader, game.target, *game.budgets):
-        module.eval()
-    return game.out
+            if on_checkpoint is not None and it % every == 0 and it < adv.iterations:
+                on_checkpoint(game_state(game, it))
 
 
 def _reference(x: torch.Tensor, channels: int) -> torch.Tensor:

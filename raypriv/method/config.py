@@ -62,18 +62,28 @@ class AdversarialConfig(Frozen):
     gamma: float = Field(2.0, ge=0)  # γ, weight of the privacy term (the paper's SBU value)
     alpha: float = Field(0.0, ge=0)  # weight of the L1 distortion term (the paper uses it on SBU)
     privacy_loss: PrivacyLoss = "neg_entropy"
+    # The max over the ensemble: per clip (Algorithm 1) or one model per batch (raypriv.method.losses).
+    ensemble_max: Literal["sample", "batch"] = "sample"
     iterations: int = Field(100, ge=0)
     restart_every: int = Field(100, ge=0)  # R; 0 = never restart the budget models (the paper: 100)
     batch_size: int = Field(16, ge=2)
-    target_threshold: float = Field(0.9, ge=0, le=1)  # threshold1: f_T validation accuracy
+    # Step a: f_d's steps on the whole objective per iteration, f_d alone (Algorithm 1) or with f_T.
+    privacy_steps: int = Field(1, ge=1)
+    privacy_trains_target: bool = False
+    # threshold1 on f_T's validation accuracy, as a fraction of 1 ("absolute", the paper's 90 %) or
+    # of f_T's own pre-trained validation accuracy ("pretrained": a level f_T can reach).
+    target_threshold: float = Field(0.9, ge=0, le=1)
+    target_threshold_of: Literal["absolute", "pretrained"] = "absolute"
     budget_threshold: float = Field(0.95, ge=0, le=1)  # threshold2: budget training accuracy
     target_max_steps: int = Field(10, ge=0)  # caps of the inner loops (the original's were unbounded)
     budget_max_steps: int = Field(10, ge=0)
-    restart_max_steps: int = Field(200, ge=0)  # cap on re-training restarted budget models
     # Frames per clip the budget models see in the adversarial and budget phases (None: all):
     # they average over frames anyway, and fewer frames make every iteration cheaper.
     budget_frames: int | None = Field(None, ge=1)
     target_check_every: int = Field(1, ge=1)  # check f_T's validation accuracy every k iterations
+    # The game's state is checkpointed after pre-training and every k iterations (None: a tenth of
+    # the game), so a failed Ray Train worker or a resumed sweep continues from there.
+    checkpoint_every: int | None = Field(None, ge=1)
     lr_degrader: float = Field(1e-3, gt=0)
     lr_target: float = Field(1e-3, gt=0)
     lr_budget: float = Field(1e-3, gt=0)
@@ -82,7 +92,7 @@ class AdversarialConfig(Frozen):
 class PretrainConfig(Frozen):
     degrader_steps: int = Field(100, ge=0)  # reconstruction of X before anything else
     target_epochs: int = Field(10, ge=0)  # f_T (jointly with f_d) on the action
-    budget_epochs: int = Field(10, ge=0)  # each f_b on frozen f_d(X), to confidence
+    budget_epochs: int = Field(10, ge=0)  # each f_b on frozen f_d(X), to confidence; restarts too
     patience: int = Field(4, ge=1)
 
 

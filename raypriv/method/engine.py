@@ -7,20 +7,30 @@ measure with `accuracy`; nothing else in raypriv updates weights.
 
 Clips stay uint8 `[N, 3, T, H, W]` on the CPU until a batch is drawn; `transform` (e.g. a
 degrader or downsampling) runs per batch on the training device.
+
+Data parallelism: inside a torch process group (a sweep trial with several Ray Train workers,
+`raypriv.sweep.distributed`) every rank draws the same global batch from the same random stream
+and trains on its shard of it (`shard`); `step` averages the gradients (and the loss it checks)
+over the ranks, `accuracy` scores each rank's share of the clips and sums the counts, so weights,
+early stopping and every threshold decision stay identical on all ranks. Outside a process group,
+or inside `alone()`, all of this is the plain single-process path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+_ALONE = [False]  # inside `alone()`: this process trains by itself even within a process group
 
 
 @dataclass(frozen=True)
@@ -46,11 +56,51 @@ def frozen(module: nn.Module | Transform) -> Transform:
     return transform
 
 
+def world() -> tuple[int, int]:
+    """(rank, number of ranks) this process trains with: (0, 1) outside a process group or in `alone()`."""
+    if _ALONE[0] or not (dist.is_available() and dist.is_initialized()):
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Train and measure in this process only, within a process group (one model per rank)."""
+    before, _ALONE[0] = _ALONE[0], True
+    try:
+        yield
+    finally:
+        _ALONE[0] = before
+
+
+def shard(idx: torch.Tensor) -> torch.Tensor:
+    """This rank's share of a global batch of indices (all of it on one rank)."""
+    rank, size = world()
+    return idx[rank::size] if size > 1 else idx
+
+
+def all_sum(values: Sequence[float]) -> list[float]:
+    """`values` summed over the ranks (as they are on one rank)."""
+    if world()[1] == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _comm_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def step(loss: torch.Tensor, optimizers: list[torch.optim.Optimizer], where: str) -> float:
     """One gradient step of `loss` on every optimizer; a non-finite loss stops the run, naming `where`.
 
-    Every update in raypriv (classifier fitting, each phase of Algorithm 1) goes through here.
+    Every update in raypriv (classifier fitting, each phase of Algorithm 1) goes through here. On
+    several ranks the gradients and the loss are averaged over them first (one all-reduce), so
+    every rank applies the same update and stops on the same loss.
     """
+    if world()[1] > 1:
+        return _distributed_step(loss, optimizers, where)
     value = loss.item()
     if not math.isfinite(value):
         raise FloatingPointError(f"loss became {value} in {where}")
@@ -62,16 +112,76 @@ def step(loss: torch.Tensor, optimizers: list[torch.optim.Optimizer], where: str
     return value
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None = None, *,
-            drop_last: bool = False, repeat: bool = False) -> Iterator[torch.Tensor]:
+def _distributed_step(loss: torch.Tensor, optimizers: list[torch.optim.Optimizer], where: str) -> float:
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for opt in optimizers for group in opt.param_groups for p in group["params"] if p.grad is not None]
+    flat = torch.cat([loss.detach().reshape(1).float(), *(p.grad.reshape(-1).float() for p in params)])
+    flat = flat.to(_comm_device())
+    dist.all_reduce(flat)
+    flat /= world()[1]
+    value = flat[0].item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"loss became {value} in {where}")
+    offset = 1
+    for p in params:
+        p.grad.copy_(flat[offset : offset + p.grad.numel()].view_as(p.grad))
+        offset += p.grad.numel()
+    for opt in optimizers:
+        opt.step()
+    return value
+
+
+def sync_buffers(module: nn.Module) -> None:
+    """Average the floating-point buffers (BatchNorm's running statistics) over the ranks: each rank
+    updated them on its own shards, and the model must score the same on every rank."""
+    if world()[1] == 1:
+        return
+    for buffer in module.buffers():
+        if buffer.is_floating_point():
+            reduced = buffer.detach().to(_comm_device())
+            dist.all_reduce(reduced)
+            buffer.copy_(reduced.to(buffer.device) / world()[1])
+
+
+class Batches:
     """Index batches over `n` items: shuffled by `generator` (in order without one), one pass or,
-    with `repeat`, a fresh shuffle every pass forever; `drop_last` leaves out a short last batch."""
-    while True:
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        for lo in range(0, n - batch_size + 1 if drop_last else n, batch_size):
-            yield order[lo : lo + batch_size]
-        if not repeat:
-            return
+    with `repeat`, a fresh shuffle every pass forever; `drop_last` leaves out a short last batch.
+
+    Its position is state (`state_dict`), so a resumed run draws the batches an uninterrupted one would.
+    """
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None, *,
+                 drop_last: bool = False, repeat: bool = False) -> None:
+        self.n, self.batch_size, self.generator, self.drop_last, self.repeat = n, batch_size, generator, drop_last, repeat
+        self.order: torch.Tensor | None = None  # the current pass's permutation
+        self.position = 0
+
+    def __iter__(self) -> "Batches":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        end = self.n - self.batch_size + 1 if self.drop_last else self.n
+        if self.order is None or self.position >= end:
+            if self.order is not None and not self.repeat:
+                raise StopIteration
+            self.order = torch.randperm(self.n, generator=self.generator) if self.generator is not None \
+                else torch.arange(self.n)
+            self.position = 0
+            if self.position >= end:  # fewer items than one batch with drop_last
+                raise StopIteration
+        idx = self.order[self.position : self.position + self.batch_size]
+        self.position += self.batch_size
+        return idx
+
+    def state_dict(self) -> dict:
+        return {"order": self.order if self.order is not None else torch.empty(0, dtype=torch.int64),
+                "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = state["order"] if len(state["order"]) else None
+        self.position = int(state["position"])
 
 
 def _to_input(clips: torch.Tensor, device: torch.device, transform: Transform | None) -> torch.Tensor:
@@ -120,11 +230,14 @@ def accuracy(
     device = device or next(model.parameters()).device
     batch_size = batch_size or _INFERENCE_CLIPS.get(torch.device(device).type, 64)
     model.eval()
+    sync_buffers(model)
+    mine = shard(torch.arange(len(clips)))  # on several ranks, each scores its share of the clips
     correct = 0
-    for idx in batches(len(clips), batch_size):
-        logits = model(_to_input(clips[idx], device, transform))
-        correct += (logits.argmax(1).cpu() == labels[idx]).sum().item()
-    return correct / max(1, len(clips))
+    for idx in Batches(len(mine), batch_size):
+        logits = model(_to_input(clips[mine[idx]], device, transform))
+        correct += (logits.argmax(1).cpu() == labels[mine[idx]]).sum().item()
+    correct, total = all_sum([correct, len(mine)])
+    return correct / max(1, total)
 
 
 def fit_classifier(
@@ -158,9 +271,10 @@ def fit_classifier(
     epoch = 0
     for epoch in range(1, epochs + 1):
         model.train()
-        for idx in batches(len(clips), batch_size, generator):
-            if len(idx) < 2:  # BatchNorm cannot train on a single clip
+        for idx in Batches(len(clips), batch_size, generator):
+            if len(idx) < 2 * world()[1]:  # BatchNorm cannot train on a single clip (on any rank)
                 continue
+            idx = shard(idx)
             logits = model(_to_input(frame_subset(clips[idx], train_frames, generator), device, transform))
             step(F.cross_entropy(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
         sched.step()

@@ -28,10 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Mapping
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
 from raypriv.method.data import SPLITS
-from raypriv.method.engine import Transform, accuracy, default_device, degrade_split, fit_classifier, frozen
+from raypriv.method.engine import (Transform, accuracy, alone, default_device, degrade_split, fit_classifier, frozen,
+                                   world)
 from raypriv.method.models import BUDGETS, TARGETS, ModelSpec, create_model, list_models
 from raypriv.method.models.budget import build_small_cnn, build_torchvision
 from raypriv.method.runtime import die_with_parent, keep_freed_memory
@@ -48,9 +50,8 @@ SplitData = Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 # CNNs trained from scratch were the strong attackers on the prototype; the no-BN one was weak and
 # learns slowly (it ran all 25 epochs on raw laptop clips, 905 s, for 84 %; 7.7 % = chance on the
 # learned quick f_d), so it comes late, kept for its different inductive bias. regnet_x_400mf
-# comes early despite its cost: it was the strongest frame attacker measured on learned f_d
-# (51.3 % on the shipped quick f_d, where the other frame attackers read at most 40.7 %; 53.8 %
-# against 50.6 % on an 8-level one; README "Measured trade-off"). Names not listed rank after these, alphabetically.
+# comes early despite its cost: it is the worst attacker of the quick profile's f_d on every seed
+# measured (results/tradeoff.csv). Names not listed rank after these, alphabetically.
 _ATTACKER_PREFERENCE = (
     "smallcnn_d3_w16",
     "mobilenet_v3_small_075",
@@ -348,7 +349,22 @@ def _worker_fit(job: _Job) -> tuple[float, dict[str, float]]:
 
 def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
               report: Callable[[str, float], None]) -> dict[str, tuple[float, dict[str, float]]]:
-    """Fit every job (in `workers` spawned processes when > 1) and report each score as it lands."""
+    """Fit every job (in `workers` spawned processes when > 1) and report each score as it lands.
+
+    On several ranks (a data-parallel trial) the jobs are dealt out, longest first, round-robin:
+    each rank fits its own models by itself, and the outcomes are gathered on every rank.
+    """
+    rank, size = world()
+    if size > 1:
+        mine = [job for i, job in enumerate(sorted(jobs, key=_expected_cost, reverse=True)) if i % size == rank]
+        with alone():
+            local = _run_jobs(mine, data, settings, workers, report)
+        gathered: list = [None] * size
+        dist.all_gather_object(gathered, local)
+        outcomes = {key: value for part in gathered for key, value in part.items()}
+        for key in outcomes.keys() - local.keys():
+            report(key, outcomes[key][0])
+        return outcomes
     outcomes: dict[str, tuple[float, dict[str, float]]] = {}
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:

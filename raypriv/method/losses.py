@@ -1,9 +1,10 @@
 """Losses of Algorithm 1 (Wu et al., appendix A), as pure functions of logits.
 
-f_d's objective per batch is `L_T + γ · max_i L_B(f_b^i(f_d(X))) + α · ‖f_d(X) − X‖₁`, where
-`L_B` rewards the budget models' uncertainty. The max over the M budget models picks the *most
-confident* one (the one whose L_B is largest), so each step suppresses the currently most
-dangerous budget model.
+f_d's objective per batch is `(1/k) Σ_j [L_T + γ · max_i L_B(f_b^i(f_d(X_j))) + α · ‖f_d(X_j) − X_j‖₁]`,
+where `L_B` rewards the budget models' uncertainty. The max over the M budget models picks the
+*most confident* one (the one whose L_B is largest): per sample, as Algorithm 1 writes it, so each
+clip suppresses the model that is surest about that clip; or, with `ensemble="batch"`, one model
+for the whole batch (the largest batch-mean L_B).
 """
 
 from __future__ import annotations
@@ -36,10 +37,23 @@ LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def privacy_loss(budget_logits: Sequence[torch.Tensor], kind: str = "neg_entropy") -> tuple[torch.Tensor, int]:
-    """`max_i L_B(f_b^i)` over the ensemble, batch-averaged, and the index i of that model."""
+def privacy_loss(budget_logits: Sequence[torch.Tensor], kind: str = "neg_entropy", ensemble: str = "sample",
+                 choose: Callable[[torch.Tensor], int] | None = None) -> tuple[torch.Tensor, int]:
+    """The batch mean of `max_i L_B(f_b^i)` over the ensemble, and the model chosen most often.
+
+    ensemble: "sample" takes the max per clip (Algorithm 1); "batch" takes the model with the
+        largest batch-mean L_B for every clip.
+    choose: picks the model from the per-model batch means in "batch" mode (default: argmax); a
+        data-parallel caller passes one that first averages the means over its ranks.
+    """
     if kind not in LOSSES:
         raise ValueError(f"unknown privacy loss {kind!r}; choose one of {', '.join(LOSSES)}")
-    per_model = torch.stack([LOSSES[kind](logits).mean() for logits in budget_logits])
-    index = int(per_model.argmax())
+    per_clip = torch.stack([LOSSES[kind](logits) for logits in budget_logits])  # [M, B]
+    if ensemble == "sample":
+        values, chosen = per_clip.max(0)
+        return values.mean(), int(torch.bincount(chosen, minlength=len(budget_logits)).argmax())
+    if ensemble != "batch":
+        raise ValueError(f"unknown ensemble max {ensemble!r}; choose sample or batch")
+    per_model = per_clip.mean(1)
+    index = choose(per_model.detach()) if choose is not None else int(per_model.argmax())
     return per_model[index], index

@@ -29,7 +29,7 @@ import yaml
 from raypriv.method.adversarial import Trained, train_adversarial
 from raypriv.method.config import ConfigError, RunConfig, load_run_config
 from raypriv.method.data import SPLITS, build_dataset, split_tensors
-from raypriv.method.engine import default_device
+from raypriv.method.engine import default_device, world
 from raypriv.method.evaluation import TwoFoldResult, evaluate_two_fold, select_attackers
 from raypriv.method.export import export_degrader, save_samples, save_weights
 from raypriv.method.models import (BUDGETS, DEGRADERS, TARGETS, budget_model_names, count_parameters,
@@ -159,11 +159,16 @@ def run_training(
     progress: bool = False,
     log: Callable[[str], None] = print,
     on_iteration: Callable[[dict[str, float]], None] | None = None,
+    resume: dict | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
 ) -> RunResult:
     """Train f_d with Algorithm 1, evaluate it two-fold, and write the run's files to `out_dir`.
 
     `on_iteration(row)` receives every adversarial iteration's metrics (the sweep logs them);
     without a progress bar, every 10th iteration is also summarised through `log`.
+    `on_checkpoint(state)` receives the game's state as it goes and `resume` continues from one
+    (`raypriv.method.adversarial.train_adversarial`). In a process group (a data-parallel sweep
+    trial) every rank trains and evaluates; rank 0 alone exports and writes the files.
     Nothing is written to `out_dir` until training and evaluation succeeded: a wrong root, a
     diverging loss or an interrupted run leaves no half-filled folder.
     """
@@ -180,8 +185,8 @@ def run_training(
         if on_iteration is not None:
             on_iteration(row)
 
-    trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities,
-                                device=device, progress=progress, on_iteration=iteration)
+    trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities, device=device,
+                                progress=progress, on_iteration=iteration, resume=resume, on_checkpoint=on_checkpoint)
     log(f"pre-training and adversarial phases: {', '.join(f'{k} {v:.0f} s' for k, v in trained.seconds.items())}")
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}; "
         f"pre-training validation accuracy {', '.join(f'{k} {100 * v:.1f} %' for k, v in trained.pretrain.items())}")
@@ -189,15 +194,19 @@ def run_training(
     # f_d is exported (to a staging folder) before the long evaluation: a model that cannot be
     # exported fails the run now, not after every attacker has trained (seen with torch 2.11).
     height, width = data["test"][0].shape[-2:]
+    writer = world()[0] == 0
     with tempfile.TemporaryDirectory(prefix="raypriv-export-") as staging:
-        staged = export_degrader(trained.degrader, Path(staging) / "degrader.pt2", height=height, width=width)
+        if writer:
+            staged = export_degrader(trained.degrader, Path(staging) / "degrader.pt2", height=height, width=width)
         evaluation, attackers = _two_fold(cfg, trained.degrader, data, families_of(trained.budget_names),
                                           in_channels=trained.degrader.out_channels, log=log, label="attacker ",
                                           target_model=trained.target, device=device)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.move(staged, out_dir / "degrader.pt2")
+        if writer:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.move(staged, out_dir / "degrader.pt2")
     result = _result(cfg, trained, evaluation, attackers, time.perf_counter() - started)
-    _write_run_files(out_dir, cfg, trained, data["test"][0][:4], result)
+    if writer:
+        _write_run_files(out_dir, cfg, trained, data["test"][0][:4], result)
     return result
 
 

@@ -82,8 +82,8 @@ class SweepSettings(Frozen):
 
     trials: int = Field(8, ge=1)
     concurrency: int = Field(1, ge=1)  # trials running at once
-    # Ray Train workers per trial. The adversarial loop is a single process (no data parallelism),
-    # so a second worker would only hold a CPU or GPU idle: 1 until the loop is data-parallel.
+    # Ray Train workers per trial: data-parallel ranks of the one loop (each takes its shard of
+    # every global batch; raypriv.method.engine), one GPU each when the cluster has GPUs.
     workers: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0)  # also the worker's torch threads (Ray sets OMP_NUM_THREADS)
     trial_cpus: float = Field(0.1, ge=0)  # the Tune function that only drives the trial's TorchTrainer
@@ -91,15 +91,6 @@ class SweepSettings(Frozen):
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     seed: int = 0  # the sampler's seed; part of the sweep id
     max_failures: int = Field(1, ge=0)  # Ray Train restarts of a trial whose worker failed
-
-    @model_validator(mode="after")
-    def _one_worker(self) -> "SweepSettings":
-        if self.workers != 1:
-            raise ValueError(
-                f"workers per trial must be 1, got {self.workers}: the adversarial loop runs in one process "
-                "(no data parallelism yet), so more Ray Train workers would only hold resources idle"
-            )
-        return self
 
 
 class SweepConfig(Frozen):
@@ -160,7 +151,7 @@ def load_sweep_config(
         else:
             space[name] = param
     if not space:
-        raise ConfigError(f"{source}: no `space:` to search; see search_spaces/README.md")
+        raise ConfigError(f"{source}: no `space:` to search; see docs/configuration.md")
     for name, param in space.items():
         if not isinstance(param, dict) or param.get("type") not in PARAM_TYPES:
             raise ConfigError(f"{source}: space.{name}: needs a mapping with `type:` one of {', '.join(PARAM_TYPES)}")

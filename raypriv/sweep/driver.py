@@ -22,8 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from raypriv.sweep.config import SweepConfig
-from raypriv.sweep.plan import ResourceError, SweepPlan, check_resources, identity, sweep_id
+import yaml
+
+from raypriv.method.config import RunConfig
+from raypriv.sweep.config import SweepConfig, SweepSettings
+from raypriv.sweep.plan import SweepPlan, identity, sweep_id
+from raypriv.sweep.preflight import ResourceError, check_resources
 from raypriv.sweep.tracking import Locations, redact, scoped_env, storage_exists
 
 if TYPE_CHECKING:
@@ -47,6 +51,11 @@ class SweepOutcome:
     interrupted: bool = False  # stopped (Ctrl+C) before every trial ended: --resume continues it
     seconds: float = 0.0
 
+    @property
+    def status(self) -> str:
+        """The parent run's end status."""
+        return "KILLED" if self.interrupted else "FAILED" if self.errored else "FINISHED"
+
 
 def run_sweep(
     config: SweepConfig,
@@ -65,42 +74,95 @@ def run_sweep(
     can be submitted again and again (a RayJob's retries) without losing or duplicating trials.
     """
     started = time.perf_counter()
-    root = None if synthetic else (root or os.environ.get("RAYPRIV_SBU_ROOT"))
-    if not synthetic:
-        _check_data(config, root)
+    root = data_root(config.run, synthetic, root)
     sweep = sweep_id(config, synthetic=synthetic, root=root)
-    _check_cluster(locations)
-    tune_path = f"{locations.tune_storage}/{sweep}"
-    exists = storage_exists(tune_path) or _study_exists(locations.optuna_storage, sweep)
-    if resume_if_exists:
-        resume = exists
-    if exists and not resume:
-        raise SweepError(f"sweep {sweep} already exists ({tune_path}); pass --resume to continue it, "
-                         f"or change --seed (or the space) to start another")
-    if resume and not exists:
-        changed = _changes_since(config, sweep, locations)
-        if changed:
-            raise SweepError(changed)
-        raise SweepError(f"nothing to resume: no sweep {sweep} under {locations.home} (same profile, --set, "
-                         f"--sampler and --seed as the sweep you mean?)")
-    locations.home.mkdir(parents=True, exist_ok=True)
+    resume = prepare(sweep, locations, resume=resume, resume_if_exists=resume_if_exists, what="sweep",
+                     missing=lambda: _changes_since(config, sweep, locations),
+                     hint="change --seed (or the space) to start another",
+                     also_exists=lambda: _study_exists(locations.optuna_storage, sweep))
     echo(f"sweep {sweep}: {config.sweep.trials} trials, {config.sweep.concurrency} at a time, sampler "
          f"{config.sweep.sampler}, seed {config.sweep.seed} ({config.source})")
-
-    with _ray(echo) as ray:
-        use_gpu = config.sweep.use_gpu if config.sweep.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
-        try:
-            check_resources(config, ray.cluster_resources(), use_gpu=use_gpu)
-        except ResourceError as err:
-            raise SweepError(str(err)) from None
-        plan, mlflow_client = _start_tracking(config, sweep, locations, synthetic=synthetic, root=root, use_gpu=use_gpu)
-        results = _tune(plan, locations, resume=resume and storage_exists(tune_path), echo=echo)
+    s = config.sweep
+    params = {"experiment": config.name, "profile": config.profile or "", "sampler": s.sampler, "seed": s.seed,
+              "trials": s.trials, "concurrency": s.concurrency, "workers": s.workers,
+              "data_args": _data_args(synthetic, root), "source": config.source}
+    texts = {"space.yaml": {name: p.model_dump(mode="json") for name, p in config.space.items()},
+             "base_config.yaml": config.run.model_dump(mode="json")}
+    with session(config.name, sweep, config.sweep, config.source, locations, role="sweep", params=params,
+                 texts=texts, synthetic=synthetic, root=root, echo=echo,
+                 run=config.run, space=config.space) as (plan, mlflow_client):
+        results = _tune(plan, config, locations, resume=resume, echo=echo)
 
     from raypriv.sweep.space import study_trials
     from raypriv.sweep.tracking import publish_report, report_from_mlflow
 
     outcome = SweepOutcome(sweep, locations, None)
-    outcome.interrupted = results.num_terminated + results.num_errors < config.sweep.trials
+    collect(results, config.sweep.trials, outcome)
+    _log_overhead(mlflow_client, plan.parent_run_id, outcome)
+    outcome.report = report_from_mlflow(mlflow_client, plan.experiment_id, plan.parent_run_id, sweep,
+                                        locations.report_dir(sweep), baselines=baselines)
+    publish_report(mlflow_client, plan.parent_run_id, outcome.report)
+    mlflow_client.set_terminated(plan.parent_run_id, status=outcome.status)
+    outcome.study_complete = sum(1 for t in study_trials(locations.optuna_storage, sweep) if t.state.name == "COMPLETE")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def data_root(run: RunConfig, synthetic: bool, root: str | None) -> str | None:
+    """The real data's root (None with --synthetic), checked before Ray starts: every trial would fail on it."""
+    if synthetic:
+        return None
+    root = root or os.environ.get("RAYPRIV_SBU_ROOT")
+    from raypriv.method.data import build_dataset
+
+    try:
+        build_dataset(run.data.dataset, "train", synthetic=False, preset=run.data.preset, seed=run.data.seed, root=root)
+    except (FileNotFoundError, ValueError) as err:
+        hint = "" if "--synthetic" in str(err) else "; pass --synthetic to sweep on the embedded stand-in"
+        raise SweepError(f"{err}{hint}") from None
+    except (PermissionError, RuntimeError) as err:  # an s3:// root: credentials, endpoint
+        raise SweepError(str(err)) from None
+    return root
+
+
+def prepare(run_id: str, locations: Locations, *, resume: bool, resume_if_exists: bool, what: str,
+            missing: Callable[[], str | None], hint: str, also_exists: Callable[[], bool] = lambda: False) -> bool:
+    """Check the cluster inputs and whether `run_id` exists: returns whether to resume it; refuses a
+    new run over an old one and a resume of nothing (`missing()` may say what changed instead)."""
+    _check_cluster(locations)
+    tune_path = f"{locations.tune_storage}/{run_id}"
+    exists = storage_exists(tune_path) or also_exists()
+    if resume_if_exists:
+        resume = exists
+    if exists and not resume:
+        raise SweepError(f"{what} {run_id} already exists ({tune_path}); pass --resume to continue it, or {hint}")
+    if resume and not exists:
+        raise SweepError(missing() or f"nothing to resume: no {what} {run_id} under {locations.home} (same profile, "
+                                      f"--set, --sampler and --seed as the {what} you mean?)")
+    locations.home.mkdir(parents=True, exist_ok=True)
+    return resume and storage_exists(tune_path)
+
+
+@contextlib.contextmanager
+def session(name: str, run_id: str, settings: SweepSettings, source: str, locations: Locations, *, role: str,
+            params: dict, texts: dict, synthetic: bool, root: str | None, echo: Callable[[str], None],
+            run: RunConfig | None = None, space: dict | None = None) -> Iterator[tuple[SweepPlan, object]]:
+    """Ray (connected or local), the resource check, MLflow's experiment and parent run: the plan
+    every trial receives, and the MLflow client, for the block."""
+    with _ray(echo) as ray:
+        resources = ray.cluster_resources()
+        use_gpu = settings.use_gpu if settings.use_gpu is not None else resources.get("GPU", 0) > 0
+        try:
+            check_resources(settings, resources, use_gpu=use_gpu, source=source)
+        except ResourceError as err:
+            raise SweepError(str(err)) from None
+        yield _start_tracking(name, run_id, settings, locations, role=role, params=params, texts=texts,
+                              synthetic=synthetic, root=root, use_gpu=use_gpu, run=run, space=space or {})
+
+
+def collect(results, expected: int, outcome: SweepOutcome) -> None:
+    """Tune's results into the outcome: which trials errored, diverged, and their overheads."""
+    outcome.interrupted = results.num_terminated + results.num_errors < expected
     for result in results:
         name = result.path and Path(result.path).name
         if result.error is not None:
@@ -110,15 +172,6 @@ def run_sweep(
         elif "overhead_seconds" in result.metrics:
             outcome.overhead_seconds[name] = result.metrics["overhead_seconds"]
             outcome.trial_seconds[name] = result.metrics["trial_seconds"]
-    _log_overhead(mlflow_client, plan.parent_run_id, outcome)
-    outcome.report = report_from_mlflow(mlflow_client, plan.experiment_id, plan.parent_run_id, sweep,
-                                        locations.report_dir(sweep), baselines=baselines)
-    publish_report(mlflow_client, plan.parent_run_id, outcome.report)
-    status = "KILLED" if outcome.interrupted else "FAILED" if outcome.errored else "FINISHED"
-    mlflow_client.set_terminated(plan.parent_run_id, status=status)
-    outcome.study_complete = sum(1 for t in study_trials(locations.optuna_storage, sweep) if t.state.name == "COMPLETE")
-    outcome.seconds = time.perf_counter() - started
-    return outcome
 
 
 def _flat(value, key: str = "") -> dict[str, object]:
@@ -148,20 +201,6 @@ def _changes_since(config: SweepConfig, sweep: str, locations: Locations) -> str
 
 def _data_args(synthetic: bool, root: str | None) -> str:
     return "--synthetic" if synthetic else (f"--root {root}" if root else "")
-
-
-def _check_data(config: SweepConfig, root: str | None) -> None:
-    """Real data must be there before Ray starts (every trial would fail on it otherwise)."""
-    from raypriv.method.data import build_dataset
-
-    try:
-        build_dataset(config.run.data.dataset, "train", synthetic=False, preset=config.run.data.preset,
-                      seed=config.run.data.seed, root=root)
-    except (FileNotFoundError, ValueError) as err:
-        hint = "" if "--synthetic" in str(err) else "; pass --synthetic to sweep on the embedded stand-in"
-        raise SweepError(f"{err}{hint}") from None
-    except (PermissionError, RuntimeError) as err:  # an s3:// root: credentials, endpoint
-        raise SweepError(str(err)) from None
 
 
 def _check_cluster(locations: Locations) -> None:
@@ -240,54 +279,42 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_tracking(config: SweepConfig, sweep: str, locations: Locations, *, synthetic: bool, root: str | None,
-                    use_gpu: bool):
+def _start_tracking(name: str, run_id: str, settings: SweepSettings, locations: Locations, *, role: str,
+                    params: dict, texts: dict, synthetic: bool, root: str | None, use_gpu: bool,
+                    run: RunConfig | None, space: dict) -> tuple[SweepPlan, object]:
     """MLflow experiment + parent run (created or found again) -> the plan every trial receives.
 
     Against a server, a failure here (typically its S3 artifact store: missing bucket, no
-    credentials) ends the sweep after a few seconds of retries, not MLflow's default four minutes.
+    credentials) ends the run after a few seconds of retries, not MLflow's default four minutes.
     """
-    from mlflow.exceptions import MlflowException
-
-    try:
-        with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1"):
-            return _create_parent(config, sweep, locations, synthetic=synthetic, root=root, use_gpu=use_gpu)
-    except MlflowException as err:
-        cause = re.sub(r"://[^/@\s]+@", "://***@", str(err).splitlines()[0])[:400]
-        raise SweepError(
-            f"MLflow at {redact(locations.tracking_uri)} failed while creating the sweep's parent run and its first "
-            f"artifact: {cause}. For a server with proxied artifacts, check that its --artifacts-destination bucket "
-            f"exists and that the server has S3 credentials (its log names the S3 error)") from None
-
-
-def _create_parent(config: SweepConfig, sweep: str, locations: Locations, *, synthetic: bool, root: str | None,
-                   use_gpu: bool):
-    import yaml
     from mlflow.entities import Param
+    from mlflow.exceptions import MlflowException
 
     from raypriv.sweep.tracking import client, ensure_experiment, provenance_tags, start_parent
 
-    mlflow_client = client(locations.tracking_uri)
-    experiment_id = ensure_experiment(mlflow_client, config.name, locations.artifact_root)
-    tags = provenance_tags()
-    parent_run_id = start_parent(mlflow_client, experiment_id, sweep, {
-        **tags, "raypriv.optuna_study": sweep, "raypriv.optuna_storage": redact(locations.optuna_storage),
-    })
-    s = config.sweep
-    params = {"experiment": config.name, "profile": config.profile or "", "sampler": s.sampler, "seed": s.seed,
-              "trials": s.trials, "concurrency": s.concurrency, "workers": s.workers,
-              "data_args": _data_args(synthetic, root), "source": config.source}
-    mlflow_client.log_batch(parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    mlflow_client.log_text(parent_run_id, yaml.safe_dump(
-        {name: p.model_dump(mode="json") for name, p in config.space.items()}, sort_keys=False), "space.yaml")
-    mlflow_client.log_text(parent_run_id, yaml.safe_dump(config.run.model_dump(mode="json"), sort_keys=False),
-                           "base_config.yaml")
-    train_storage = locations.train_storage(sweep)
+    try:
+        with scoped_env(MLFLOW_HTTP_REQUEST_MAX_RETRIES="2", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="1"):
+            mlflow_client = client(locations.tracking_uri)
+            experiment_id = ensure_experiment(mlflow_client, name, locations.artifact_root)
+            tags = provenance_tags()
+            extra = {"raypriv.optuna_study": run_id, "raypriv.optuna_storage": redact(locations.optuna_storage)} \
+                if role == "sweep" else {}
+            parent_run_id = start_parent(mlflow_client, experiment_id, run_id, {**tags, **extra}, role=role)
+            mlflow_client.log_batch(parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            for file, content in texts.items():
+                mlflow_client.log_text(parent_run_id, yaml.safe_dump(content, sort_keys=False), file)
+    except MlflowException as err:
+        cause = re.sub(r"://[^/@\s]+@", "://***@", str(err).splitlines()[0])[:400]
+        raise SweepError(
+            f"MLflow at {redact(locations.tracking_uri)} failed while creating the {role}'s parent run and its first "
+            f"artifact: {cause}. For a server with proxied artifacts, check that its --artifacts-destination bucket "
+            f"exists and that the server has S3 credentials (its log names the S3 error)") from None
+    train_storage = locations.train_storage(run_id)
     if "://" not in train_storage:
         Path(train_storage).mkdir(parents=True, exist_ok=True)
-    plan = SweepPlan(sweep_id=sweep, config=config, synthetic=synthetic, root=root, tracking_uri=locations.tracking_uri,
-                     experiment_id=experiment_id, parent_run_id=parent_run_id, tags=tags,
-                     train_storage=train_storage, use_gpu=use_gpu)
+    plan = SweepPlan(sweep_id=run_id, name=name, settings=settings, run=run, space=space, synthetic=synthetic,
+                     root=root, tracking_uri=locations.tracking_uri, experiment_id=experiment_id,
+                     parent_run_id=parent_run_id, tags=tags, train_storage=train_storage, use_gpu=use_gpu)
     return plan, mlflow_client
 
 
@@ -302,17 +329,40 @@ def _keep_credentials_out_of_runtime_envs() -> None:
     class_cache.ENV_VARS_TO_PROPAGATE = {n for n in class_cache.ENV_VARS_TO_PROPAGATE if not n.startswith("AWS_")}
 
 
-def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
+def _trainable(plan: SweepPlan):
+    from ray import tune
+
+    from raypriv.sweep.trial import run_trial
+
+    _keep_credentials_out_of_runtime_envs()
+    return tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": plan.settings.trial_cpus})
+
+
+def _run_config(plan: SweepPlan, locations: Locations, reporter):
+    from ray import tune
+
+    return tune.RunConfig(name=plan.sweep_id, storage_path=locations.tune_storage, verbose=1,
+                          failure_config=tune.FailureConfig(max_failures=0),  # retries happen in Ray Train
+                          progress_reporter=reporter)
+
+
+def _reporter(parameters: list[str]):
+    from ray import tune
+
+    return tune.CLIReporter(metric_columns={"iteration": "it", "target_acc": "A_T", "privacy_acc": "A_B^N"},
+                            parameter_columns=parameters, max_report_frequency=30, sort_by_metric=False)
+
+
+def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
+    """The sweep's screening trials: Optuna (multi-objective) samples each one's configuration."""
     import optuna
     from ray import tune
 
-    _keep_credentials_out_of_runtime_envs()
-
     from raypriv.sweep.space import make_sampler, to_optuna
-    from raypriv.sweep.trial import OBJECTIVES, NumberedOptunaSearch, run_trial, tune_trial_name
+    from raypriv.sweep.trial import OBJECTIVES, FailingOptunaSearch, OptunaSpace, tune_trial_name
 
-    s = plan.config.sweep
-    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": s.trial_cpus})
+    s = plan.settings
+    trainable = _trainable(plan)
     path = f"{locations.tune_storage}/{plan.sweep_id}"
     # Tune's classic table (RAY_AIR_NEW_OUTPUT=0) is the one that takes named metric columns.
     with scoped_env(RAY_AIR_NEW_OUTPUT="0"):
@@ -320,37 +370,47 @@ def _tune(plan: SweepPlan, locations: Locations, *, resume: bool, echo: Callable
             echo(f"resuming the Tune experiment at {path}")
             # Unfinished trials continue; failed ones stay failed, as Optuna has already been told
             # (worker failures are retried inside a trial, by Ray Train's FailureConfig).
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False)
-        else:
-            storage = optuna.storages.RDBStorage(locations.optuna_storage)
-            study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
-                                        directions=["maximize", "minimize"])
-            study.set_metric_names(["A_T", "A_B^N"])
-            study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
-            study.set_user_attr("source", plan.config.source)
-            study.set_user_attr("identity", identity(plan.config))  # explains a refused --resume
-            searcher = NumberedOptunaSearch(
-                space=to_optuna(plan.config.space), metric=list(OBJECTIVES), mode=list(OBJECTIVES.values()),
-                sampler=make_sampler(s.sampler, seed=s.seed, trials=s.trials, concurrency=s.concurrency),
-                study_name=plan.sweep_id, storage=storage,
-            )
-            reporter = tune.CLIReporter(
-                metric_columns={"iteration": "it", "target_acc": "A_T", "privacy_acc": "A_B^N"},
-                parameter_columns=list(plan.config.space), max_report_frequency=30, sort_by_metric=False,
-            )
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
-                    trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name,
-                ),
-                run_config=tune.RunConfig(
-                    name=plan.sweep_id, storage_path=locations.tune_storage, verbose=1,
-                    failure_config=tune.FailureConfig(max_failures=0),  # retries happen in Ray Train
-                    progress_reporter=reporter,
-                ),
-            )
-        return tuner.fit()
+            return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False).fit()
+        storage = optuna.storages.RDBStorage(locations.optuna_storage)
+        study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
+                                    directions=["maximize", "minimize"])
+        study.set_metric_names(["A_T", "A_B^N"])
+        study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
+        study.set_user_attr("source", config.source)
+        study.set_user_attr("identity", identity(config))  # explains a refused --resume
+        searcher = FailingOptunaSearch(
+            space=OptunaSpace(to_optuna(config.space)), metric=list(OBJECTIVES), mode=list(OBJECTIVES.values()),
+            sampler=make_sampler(s.sampler, seed=s.seed, trials=s.trials, concurrency=s.concurrency),
+            study_name=plan.sweep_id, storage=storage,
+        )
+        return tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
+                                        trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
+            run_config=_run_config(plan, locations, _reporter(list(config.space))),
+        ).fit()
+
+
+def tune_fixed(plan: SweepPlan, specs: list, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
+    """Trials fixed in advance (a comparison's arm x seed runs): one Tune trial per `TrialSpec`.
+    On `--resume` finished trials stay as they are; unfinished and failed ones run (again)."""
+    from ray import tune
+
+    from raypriv.sweep.trial import SPEC, tune_trial_name
+
+    trainable = _trainable(plan)
+    path = f"{locations.tune_storage}/{plan.sweep_id}"
+    with scoped_env(RAY_AIR_NEW_OUTPUT="0"):
+        if resume:
+            echo(f"resuming the Tune experiment at {path}")
+            return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True).fit()
+        return tune.Tuner(
+            trainable,
+            param_space={SPEC: tune.grid_search([spec.model_dump(mode="json") for spec in specs])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=plan.settings.concurrency,
+                                        trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
+            run_config=_run_config(plan, locations, _reporter([f"{SPEC}/params/{k}" for k in specs[0].params])),
+        ).fit()
 
 
 def _log_overhead(mlflow_client, parent_run_id: str, outcome: SweepOutcome) -> None:

@@ -1,29 +1,33 @@
-"""What every trial of a sweep needs to know, the sweep's deterministic id, and the resource-fit check.
+"""What every trial needs to know, and the deterministic ids of sweeps, comparisons and trials.
 
 The plan crosses the Ray boundary as a typed, frozen object (never an untyped dict): the Tune
-function gets the `SweepPlan`, each Train worker the plan and its `TrialSpec`.
+function gets the `SweepPlan`, each Train worker the plan and its `TrialSpec`. A trial's run
+config is either sampled by Optuna over `SweepPlan.run` (a sweep's screening trials) or fixed in
+advance (a comparison's arm x seed runs), in which case its `TrialSpec` travels in the Tune config.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from raypriv.method.config import RunConfig
-from raypriv.sweep.config import SweepConfig
+from raypriv.sweep.config import CompareConfig, SpaceParam, SweepConfig, SweepSettings
 
 
 class SweepPlan(BaseModel):
-    """One sweep, resolved: its config, where data comes from, where its records go."""
+    """One sweep or comparison, resolved: how its trials run, where data comes from, where records go."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     sweep_id: str
-    config: SweepConfig
+    name: str  # the experiment (search space) name
+    settings: SweepSettings
+    run: RunConfig | None = None  # what sampled trials start from (None: every trial is fixed)
+    space: dict[str, SpaceParam] = {}
     synthetic: bool
     root: str | None  # real data folder or s3:// prefix (None with synthetic data)
     tracking_uri: str  # MLflow
@@ -35,7 +39,7 @@ class SweepPlan(BaseModel):
 
 
 class TrialSpec(BaseModel):
-    """One trial: its deterministic name and number (the Optuna trial number), sampled params, run config."""
+    """One trial: its deterministic name and number, the parameters it logs, its run config, its tags."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,6 +47,7 @@ class TrialSpec(BaseModel):
     number: int
     params: dict[str, Any]
     run: RunConfig
+    tags: dict[str, str] = {}
 
 
 def trial_name(number: int) -> str:
@@ -56,47 +61,27 @@ def identity(config: SweepConfig) -> dict[str, Any]:
             "space": {name: param.model_dump(mode="json") for name, param in config.space.items()}}
 
 
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def config_digest(run: RunConfig) -> str:
+    """12 hex characters of sha256 over the resolved run config: the key results/ rows carry."""
+    return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
 def sweep_id(config: SweepConfig, *, synthetic: bool, root: str | None) -> str:
     """`<space>-<profile>-<sampler>-s<seed>-<digest>`: the same sweep always gets the same id.
 
     The digest covers what changes the results (the resolved run config, the space, the data);
     trials, concurrency and resources do not enter it, so `--resume` can pick a sweep up again.
     """
-    payload = json.dumps({**identity(config), "data": "synthetic" if synthetic else root}, sort_keys=True)
-    digest = hashlib.sha256(payload.encode()).hexdigest()[:8]
+    digest = _digest({**identity(config), "data": "synthetic" if synthetic else root})
     return f"{config.name}-{config.profile or 'base'}-{config.sweep.sampler}-s{config.sweep.seed}-{digest}"
 
 
-class ResourceError(RuntimeError):
-    """The requested trials do not fit the cluster: they would wait for resources forever."""
-
-
-def check_resources(config: SweepConfig, cluster: dict[str, float], *, use_gpu: bool) -> None:
-    """Fail unless `concurrency` trials, each its Tune function plus its Train workers, fit `cluster`.
-
-    Train workers sit in their own placement groups that Tune's `max_concurrent_trials` does not
-    see: if the trial functions hold the CPUs the workers need, nothing ever starts.
-    """
-    s = config.sweep
-    cpus = float(cluster.get("CPU", 0))
-    gpus = float(cluster.get("GPU", 0))
-    per_trial = s.trial_cpus + s.workers * s.cpus_per_worker
-    where = f"(sweep settings from {config.source} and the command line)"
-    if per_trial > cpus + 1e-9:
-        raise ResourceError(
-            f"one trial needs {s.trial_cpus:g} CPU for its Tune function + {s.workers} worker(s) x "
-            f"{s.cpus_per_worker:g} CPU = {per_trial:g} CPUs, but the cluster has {cpus:g}; lower "
-            f"sweep.cpus_per_worker or sweep.trial_cpus {where}, or add CPUs"
-        )
-    if s.concurrency * per_trial > cpus + 1e-9:
-        fits = max(1, math.floor(cpus / per_trial + 1e-9))
-        raise ResourceError(
-            f"--concurrency {s.concurrency} x {per_trial:g} CPUs per trial = {s.concurrency * per_trial:g} CPUs, but "
-            f"the cluster has {cpus:g}; trials beyond that would wait forever for their Train workers. "
-            f"Use --concurrency {fits} (or lower sweep.cpus_per_worker {where})"
-        )
-    if use_gpu and s.concurrency * s.workers > gpus + 1e-9:
-        raise ResourceError(
-            f"--concurrency {s.concurrency} x {s.workers} worker(s) x 1 GPU = {s.concurrency * s.workers} GPUs, "
-            f"but the cluster has {gpus:g}; lower --concurrency or set sweep.use_gpu: false {where}"
-        )
+def compare_id(config: CompareConfig, *, synthetic: bool, root: str | None) -> str:
+    """`<space>-<profile>-compare-<digest>`: the digest covers every arm x seed run config and the data."""
+    runs = [[r.arm, r.seed, r.run.model_dump(mode="json")] for r in config.runs]
+    digest = _digest({"runs": runs, "data": "synthetic" if synthetic else root})
+    return f"{config.name}-{config.profile or 'base'}-compare-{digest}"

@@ -12,12 +12,15 @@ four minutes.
 - `check_tracking_server`: an http(s) `MLFLOW_TRACKING_URI` must answer `/health`, retried with
   backoff a bounded number of times.
 - `check_object_store`: an `s3://` location must be a bucket this process can list.
+- `check_resources`: the trials running at once, each a Tune function plus its Train workers, must
+  fit the cluster's CPUs and GPUs (else they wait forever).
 - `secret_env_names`: variables in a job's `runtime_env` that look like secrets (Ray shows
   runtime_env in plaintext in the dashboard and logs), for the driver to warn about.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
@@ -28,6 +31,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Callable, Mapping
+
+from raypriv.sweep.config import SweepSettings
 
 RAY_CONNECT_TIMEOUT_ENV = "RAYPRIV_RAY_CONNECT_TIMEOUT_S"
 TOKEN_HELP = ("set RAY_AUTH_MODE=token and give this process the cluster's token in a file: "
@@ -202,3 +207,37 @@ def secret_env_names(env_vars: Mapping[str, str]) -> list[str]:
         if _SECRET_NAME.search(upper) or re.search(r"://[^/@\s]*:[^/@\s]*@", str(value)):
             names.append(name)
     return sorted(names)
+
+
+class ResourceError(RuntimeError):
+    """The requested trials do not fit the cluster: they would wait for resources forever."""
+
+
+def check_resources(s: SweepSettings, cluster: dict[str, float], *, use_gpu: bool, source: str) -> None:
+    """Fail unless `concurrency` trials, each its Tune function plus its Train workers, fit `cluster`.
+
+    Train workers sit in their own placement groups that Tune's `max_concurrent_trials` does not
+    see: if the trial functions hold the CPUs the workers need, nothing ever starts.
+    """
+    cpus = float(cluster.get("CPU", 0))
+    gpus = float(cluster.get("GPU", 0))
+    per_trial = s.trial_cpus + s.workers * s.cpus_per_worker
+    where = f"(sweep settings from {source} and the command line)"
+    if per_trial > cpus + 1e-9:
+        raise ResourceError(
+            f"one trial needs {s.trial_cpus:g} CPU for its Tune function + {s.workers} worker(s) x "
+            f"{s.cpus_per_worker:g} CPU = {per_trial:g} CPUs, but the cluster has {cpus:g}; lower "
+            f"sweep.cpus_per_worker or sweep.trial_cpus {where}, or add CPUs"
+        )
+    if s.concurrency * per_trial > cpus + 1e-9:
+        fits = max(1, math.floor(cpus / per_trial + 1e-9))
+        raise ResourceError(
+            f"--concurrency {s.concurrency} x {per_trial:g} CPUs per trial = {s.concurrency * per_trial:g} CPUs, but "
+            f"the cluster has {cpus:g}; trials beyond that would wait forever for their Train workers. "
+            f"Use --concurrency {fits} (or lower sweep.cpus_per_worker {where})"
+        )
+    if use_gpu and s.concurrency * s.workers > gpus + 1e-9:
+        raise ResourceError(
+            f"--concurrency {s.concurrency} x {s.workers} worker(s) x 1 GPU = {s.concurrency * s.workers} GPUs, "
+            f"but the cluster has {gpus:g}; lower --concurrency or set sweep.use_gpu: false {where}"
+        )

@@ -11,8 +11,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
-from raypriv.method.config import RunConfig
-from raypriv.sweep.config import CategoricalParam, FloatParam, IntParam, OptionsParam, SweepConfig, apply_params
+from raypriv.sweep.config import CategoricalParam, FloatParam, IntParam, OptionsParam
 
 
 def to_optuna(space: dict[str, Any]) -> dict[str, BaseDistribution]:
@@ -45,24 +44,6 @@ def make_sampler(name: str, *, seed: int, trials: int, concurrency: int = 1) -> 
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown sampler {name!r}; choose one of tpe, nsga2, random")
-
-
-def sample_params(config: SweepConfig, n: int, *, seed: int = 0) -> list[dict[str, Any]]:
-    """`n` points drawn at random from the space (an in-memory study: for tests and dry runs)."""
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=seed))
-    distributions = to_optuna(config.space)
-    points = []
-    for _ in range(n):
-        trial = study.ask(distributions)
-        points.append(dict(trial.params))
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return points
-
-
-def sample_configs(config: SweepConfig, n: int, *, seed: int = 0) -> list[RunConfig]:
-    """`n` run configs a sweep over `config` could train."""
-    return [apply_params(config.run, config.space, params, source=f"{config.source} sample {i}")
-            for i, params in enumerate(sample_params(config, n, seed=seed))]
 
 
 def study_trials(storage_url: str, study_name: str) -> list | None:

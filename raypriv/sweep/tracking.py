@@ -40,7 +40,7 @@ OPTUNA_STORAGE_ENV = "RAYPRIV_OPTUNA_STORAGE"
 RAY_STORAGE_ENV = "RAYPRIV_RAY_STORAGE"
 DEFAULT_HOME = ".raypriv"
 
-TAG_ROLE = "raypriv.role"  # "sweep" on parent runs, "trial" on child runs
+TAG_ROLE = "raypriv.role"  # "sweep" or "compare" on parent runs, "trial" on child runs
 TAG_SWEEP = "raypriv.sweep_id"
 TAG_TRIAL = "raypriv.trial"
 TAG_NUMBER = "raypriv.trial_number"
@@ -50,6 +50,12 @@ TAG_VERSION = "raypriv.version"
 TAG_FULL_BUDGET = "raypriv.full_budget"
 TAG_PARETO = "raypriv.pareto"
 TAG_FAILURE = "raypriv.failure"
+TAG_STAGE = "raypriv.stage"  # what a child run is for: screen | confirm | control | baseline | compare
+TAG_ARM = "raypriv.arm"  # a comparison's arm
+TAG_SEED = "raypriv.seed"  # the run config's seed of a replicate
+TAG_WORKERS = "raypriv.workers"  # Ray Train workers (data-parallel ranks) of the trial
+TAG_RESUMED = "raypriv.resumed_from"  # the loop iteration a restarted worker continued from
+TAG_DIGEST = "raypriv.config_digest"  # sha256 of the resolved run config (the key of results/ rows)
 TAG_PARENT = "mlflow.parentRunId"
 PROGRESS_METRIC = "train/loss_target"  # logged at every adversarial iteration: how far a trial's run got
 
@@ -170,20 +176,28 @@ def provenance_tags() -> dict[str, str]:
     return tags
 
 
+# MLflow's UI opens an experiment with this tag in its model-training view (not the GenAI one).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def ensure_experiment(mlflow_client, name: str, artifact_root: Path | None) -> str:
-    """The id of experiment `name`, created (with an explicit artifact location when embedded) if new."""
+    """The id of experiment `name`, created (with an explicit artifact location when embedded) if new,
+    tagged as a model-training experiment."""
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is None:
         location = (artifact_root / name).as_uri() if artifact_root is not None else None
-        return mlflow_client.create_experiment(name, artifact_location=location)
+        return mlflow_client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     if experiment.lifecycle_stage == "deleted":
         mlflow_client.restore_experiment(experiment.experiment_id)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            mlflow_client.set_experiment_tag(experiment.experiment_id, key, value)
     return experiment.experiment_id
 
 
-def find_parent(mlflow_client, experiment_id: str, sweep: str):
+def find_parent(mlflow_client, experiment_id: str, sweep: str, role: str = "sweep"):
     runs = mlflow_client.search_runs(
-        [experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = 'sweep'", max_results=2,
+        [experiment_id], filter_string=f"tags.`{TAG_SWEEP}` = '{sweep}' and tags.`{TAG_ROLE}` = '{role}'", max_results=2,
     )
     return runs[0] if runs else None
 
@@ -195,13 +209,13 @@ def latest_sweep(mlflow_client, experiment_id: str) -> str | None:
     return runs[0].data.tags[TAG_SWEEP] if runs else None
 
 
-def start_parent(mlflow_client, experiment_id: str, sweep: str, tags: Mapping[str, str]) -> str:
-    """The sweep's parent run (found again on --resume), marked RUNNING."""
-    run = find_parent(mlflow_client, experiment_id, sweep)
+def start_parent(mlflow_client, experiment_id: str, sweep: str, tags: Mapping[str, str], role: str = "sweep") -> str:
+    """The parent run of a sweep or comparison (found again on --resume), marked RUNNING."""
+    run = find_parent(mlflow_client, experiment_id, sweep, role)
     if run is not None:
         mlflow_client.update_run(run.info.run_id, status="RUNNING")
         return run.info.run_id
-    run = mlflow_client.create_run(experiment_id, run_name=sweep, tags={**tags, TAG_SWEEP: sweep, TAG_ROLE: "sweep"})
+    run = mlflow_client.create_run(experiment_id, run_name=sweep, tags={**tags, TAG_SWEEP: sweep, TAG_ROLE: role})
     return run.info.run_id
 
 
@@ -259,6 +273,7 @@ class TrialRun:
     """
 
     def __init__(self, mlflow_client, run_id: str, logged_through: int = 0) -> None:
+        self.ended = False  # finish() ends the run once; later calls (the worker's last word) do nothing
         self.client = mlflow_client
         self.run_id = run_id
         # Last iteration an earlier attempt of the trial logged: a retried trial retrains from the
@@ -335,6 +350,7 @@ class TrialRun:
         values.update({f"attacker/{name}": acc for name, acc in metrics.get("privacy_per_attacker", {}).items()})
         values.update({f"seconds/{k}": v for k, v in metrics.get("seconds", {}).items()})
         values.update({f"steps/{k}": v for k, v in metrics.get("steps", {}).items()})
+        values.update({f"pretrain/{k}": v for k, v in metrics.get("pretrain", {}).items()})
         tags = {TAG_FULL_BUDGET: str(full_budget).lower(), "worst_attacker": str(metrics.get("worst_attacker")),
                 "budget_models": ",".join(metrics.get("budget_models", [])),
                 "attackers": ",".join(metrics.get("attackers", []))}
@@ -348,8 +364,15 @@ class TrialRun:
             if path.exists():
                 with_retry(lambda: self.client.log_artifact(self.run_id, str(path)), f"uploading {path.name}")
 
+    def resumed_from(self, iteration: int) -> None:
+        """Mark the run as continued from a checkpoint taken after `iteration` (0: after pre-training)."""
+        with_retry(lambda: self.client.set_tag(self.run_id, TAG_RESUMED, str(iteration)), "tagging the resume")
+
     def finish(self, status: str = "FINISHED", reason: str | None = None) -> None:
-        """End the run; a failed one carries its reason as the tag `raypriv.failure` (one line)."""
+        """End the run (once); a failed one carries its reason as the tag `raypriv.failure` (one line)."""
+        if self.ended:
+            return
+        self.ended = True
         self.flush(wait=True)
         if reason:
             with_retry(lambda: self.client.set_tag(self.run_id, TAG_FAILURE, reason.splitlines()[0][:500]),

@@ -1,5 +1,5 @@
-"""One trial of a sweep, Tune side: the function that launches a `TorchTrainer` (whose worker is
-`raypriv.sweep.worker.train_worker`), and the Optuna searcher that numbers trials.
+"""One trial of a sweep or a comparison, Tune side: the function that launches a `TorchTrainer` (whose
+workers run `raypriv.sweep.worker.train_worker`), and the Optuna searcher of a sweep.
 
 Ray Train V2 is the default in Ray 2.60: a Tune trial is a function that builds a `TorchTrainer`
 and calls `fit()`, and `TuneReportCallback` forwards the worker's reports to Tune. Each report
@@ -8,10 +8,9 @@ every result; per-iteration reports set them to NaN, so a trial that fails befor
 evaluation is told to Optuna as FAIL, never COMPLETE with partial values.
 
 Resumption: the Train run of a trial has a deterministic name (the trial's) under the sweep's
-storage folder, and the worker checkpoints the finished run's files. A retried worker (Ray
-Train's FailureConfig) or a trial resumed by `raypriv sweep --resume` that finds the checkpoint
-re-reports its results instead of training again; one that does not retrains from the start
-(the adversarial loop keeps no mid-training state). Either way it reuses its MLflow child run.
+storage folder, and its workers report checkpoints of the loop as they go (and of the finished run
+at the end). A retried worker (Ray Train's FailureConfig) or a trial resumed by `--resume` starts
+from its latest checkpoint; either way it reuses its MLflow child run.
 
 This module imports Ray Tune and Optuna: only the sweep driver and Ray's own processes import it.
 """
@@ -20,57 +19,52 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import ray.train
 from ray import tune
-from ray.train.torch import TorchConfig, TorchTrainer
-from ray.train.torch.config import _set_torch_distributed_env_vars, _TorchBackend  # Ray 2.60; checked by the e2e tests
+from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from raypriv.sweep.config import apply_params
+from raypriv.sweep.distributed import ProcessGroupConfig
 from raypriv.sweep.plan import SweepPlan, TrialSpec, trial_name
 from raypriv.sweep.worker import OBJECTIVES, train_worker
 
-class _OneWorkerTorchBackend(_TorchBackend):
-    """Ray Train's torch backend without a process group when a trial has one worker (the only case
-    the schema allows until the loop is data-parallel). The gloo group's TCPStore listens on every
-    interface (`::`, measured with tests/test_reliability_sweep.py), which a laptop sweep must not
-    open; with one worker the group would serve nothing anyway."""
-
-    def on_start(self, worker_group, backend_config):
-        if len(worker_group) > 1:
-            return super().on_start(worker_group, backend_config)
-        worker_group.execute(_set_torch_distributed_env_vars)  # RANK, LOCAL_RANK ... as usual
+TRIAL_NUMBER = "trial_number"  # config key of a sampled trial: its Optuna trial number (`OptunaSpace`)
+SPEC = "spec"  # config key of a fixed trial: its whole `TrialSpec`
 
 
-@dataclass
-class OneWorkerTorchConfig(TorchConfig):
-    @property
-    def backend_cls(self):
-        return _OneWorkerTorchBackend
+class OptunaSpace:
+    """The space as Optuna's define-by-run function: it suggests every parameter from its
+    distribution, in order (as Optuna's fixed-distribution `ask` would), and hands the Optuna trial
+    number to the Tune config, so the Tune trial, its Ray Train run and its MLflow child run share
+    one deterministic name (`trial_0003`). No computation happens here."""
+
+    def __init__(self, distributions: dict[str, Any]) -> None:
+        self.distributions = distributions
+
+    def __call__(self, trial) -> dict[str, int]:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        for name, d in self.distributions.items():
+            if isinstance(d, FloatDistribution):
+                trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, IntDistribution):
+                trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, CategoricalDistribution):
+                trial.suggest_categorical(name, d.choices)
+            else:  # pragma: no cover - raypriv.sweep.space.to_optuna makes nothing else
+                raise TypeError(f"unknown distribution {d!r} for {name}")
+        return {TRIAL_NUMBER: trial.number}
 
 
-TRIAL_NUMBER = "trial_number"  # config key: the Optuna trial number, added by `NumberedOptunaSearch`
-
-
-class NumberedOptunaSearch(OptunaSearch):
-    """`OptunaSearch` that adds the Optuna trial number to each trial's config, so the Tune trial,
-    its Ray Train run and its MLflow child run share one deterministic name (`trial_0003`)."""
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        config = super().suggest(trial_id)
-        if config is not None:
-            # OptunaSearch keeps Tune trial id -> Optuna trial in `_ot_trials` (Ray 2.60); the
-            # end-to-end sweep test checks the names, so a change there fails loudly.
-            config[TRIAL_NUMBER] = self._ot_trials[trial_id].number
-        return config
+class FailingOptunaSearch(OptunaSearch):
+    """`OptunaSearch` that tells Optuna FAIL for a trial that ended without finite objectives (it
+    diverged): told as COMPLETE with NaN values, Optuna refuses the values and leaves it RUNNING."""
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        # A trial that ended without finite objectives (it diverged) is an Optuna FAIL: told as
-        # COMPLETE with NaN values, Optuna refuses the values and leaves the trial RUNNING.
         if result is not None and not all(math.isfinite(result.get(m, math.nan)) for m in OBJECTIVES):
             result, error = None, True
         super().on_trial_complete(trial_id, result, error)
@@ -78,35 +72,43 @@ class NumberedOptunaSearch(OptunaSearch):
 
 def tune_trial_name(trial) -> str:
     """Tune's `trial_name_creator` and `trial_dirname_creator`."""
+    if SPEC in trial.config:
+        return trial.config[SPEC]["name"]
     return trial_name(int(trial.config[TRIAL_NUMBER]))
 
 
-def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
-    """The Tune function of one trial: build its run config, train it on Ray Train workers, and report
-    the final result with the trial's wall time and the Ray + MLflow overhead around training."""
-    started = time.perf_counter()
+def trial_spec(config: dict[str, Any], plan: SweepPlan) -> TrialSpec:
+    """The trial a Tune config stands for: fixed in the config, or sampled over the plan's run config."""
+    if SPEC in config:
+        return TrialSpec.model_validate(config[SPEC])
     number = int(config[TRIAL_NUMBER])
-    params = {name: config[name] for name in plan.config.space}
-    name = trial_name(number)
-    s = plan.config.sweep
-    run = apply_params(plan.config.run, plan.config.space, params, source=f"{plan.sweep_id} {name}")
-    spec = TrialSpec(name=name, number=number, params=params, run=run)
+    params = {name: config[name] for name in plan.space}
+    run = apply_params(plan.run, plan.space, params, source=f"{plan.sweep_id} {trial_name(number)}")
+    return TrialSpec(name=trial_name(number), number=number, params=params, run=run)
+
+
+def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:
+    """The Tune function of one trial: train it on its Ray Train workers, then report the final result
+    with the trial's wall time and the Ray + MLflow overhead around training."""
+    started = time.perf_counter()
+    spec = trial_spec(config, plan)
+    s = plan.settings
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"plan": plan, "trial": spec},
-        torch_config=OneWorkerTorchConfig(),
+        torch_config=ProcessGroupConfig(),
         scaling_config=ray.train.ScalingConfig(num_workers=s.workers, use_gpu=plan.use_gpu,
                                                resources_per_worker={"CPU": s.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=plan.train_storage,
+            name=spec.name, storage_path=plan.train_storage,
             failure_config=ray.train.FailureConfig(max_failures=s.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[TuneReportCallback()],
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # not one line per report
         ),
     )
     final = trainer.fit().metrics
     if not final:
-        raise RuntimeError(f"{name}: its Ray Train run ended without a final report")
+        raise RuntimeError(f"{spec.name}: its Ray Train run ended without a final report")
     seconds = time.perf_counter() - started
     tune.report({**final, "trial_seconds": seconds, "overhead_seconds": seconds - final["trainer_seconds"]})

@@ -1,5 +1,13 @@
-"""One trial of a sweep, Ray Train side: the worker that runs `raypriv.method.run.run_training` and, on
-rank 0 only, records the trial in its MLflow child run (`raypriv.sweep.tracking.TrialRun`).
+"""One trial, Ray Train side: the worker that runs `raypriv.method.run.run_training` on its rank of the
+trial's process group and, on rank 0 only, records the trial in its MLflow child run (`TrialRun`).
+
+Checkpoints: the loop hands its state to `on_checkpoint` after pre-training and every
+`adversarial.checkpoint_every` iterations; rank 0 reports it as a Ray Train checkpoint
+(`loop_state.pt`), the other ranks report with it (every rank must, Ray Train's report is a
+barrier). The finished run is reported once more with its files (`metrics.json` ...). A worker
+restarted by `FailureConfig`, or a trial resumed by `raypriv sweep --resume`, finds the latest
+one in `ray.train.get_checkpoint()`: a finished run is re-reported as it is, a loop state is
+continued from (the child run is tagged `raypriv.resumed_from` with its iteration).
 
 Kept apart from `raypriv.sweep.trial` so a worker process imports Ray Train and the trainer but
 not Tune or Optuna (worker start-up is part of every trial's overhead).
@@ -10,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -18,35 +25,60 @@ from pathlib import Path
 from typing import Any
 
 import ray.train
+import torch
 
+from raypriv.sweep.distributed import join_process_group
 from raypriv.sweep.plan import SweepPlan, TrialSpec
 
 OBJECTIVES = {"target_acc": "max", "privacy_acc": "min"}  # A_T up, A_B^N down: what Tune and Optuna see
 ARTIFACTS = ("degrader.pt2", "samples.png", "metrics.json", "config.yaml")  # logged on the child run
+LOOP_STATE = "loop_state.pt"
 _log = logging.getLogger("raypriv.sweep")
 
 
 def train_worker(config: dict[str, Any]) -> None:
-    """A Ray Train worker: run the trial's training and two-fold evaluation; rank 0 logs to MLflow."""
-    from raypriv.sweep.tracking import TrialRun
-    from raypriv.method.run import run_training
-
+    """A Ray Train worker: its rank of the trial's training and two-fold evaluation; rank 0 logs to MLflow."""
     plan: SweepPlan = config["plan"]
     trial: TrialSpec = config["trial"]
-    rank0 = ray.train.get_context().get_world_rank() == 0
-    record = TrialRun.start(plan.tracking_uri, plan.experiment_id, plan.parent_run_id, sweep=plan.sweep_id,
-                            trial=trial.name, number=trial.number, params=trial.params, tags=plan.tags) if rank0 else None
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:  # the trial ended before: its run already holds everything
-        # Ray Train's Result.metrics are those of the last report *with* a checkpoint: re-report it.
-        with checkpoint.as_directory() as folder:
-            metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    with join_process_group() as world:
+        rank0 = ray.train.get_context().get_world_rank() == 0
+        record = _start_record(plan, trial, world) if rank0 else None
+        try:
+            _train(plan, trial, record)
+        except BaseException as err:
             if record:
-                record.finish(*(("FAILED", metrics["diverged"]) if "diverged" in metrics else ()))
-            ray.train.report(_final_report(metrics, trial), checkpoint=ray.train.Checkpoint.from_directory(folder))
-        return
+                record.finish("FAILED", reason=f"{type(err).__name__}: {err}")
+            raise
+        if record:
+            record.finish()
 
-    out = Path(tempfile.mkdtemp(prefix=f"raypriv-{trial.name}-"))
+
+def _start_record(plan: SweepPlan, trial: TrialSpec, world: int):
+    from raypriv.sweep.plan import config_digest
+    from raypriv.sweep.tracking import TAG_DIGEST, TAG_WORKERS, TrialRun
+
+    return TrialRun.start(plan.tracking_uri, plan.experiment_id, plan.parent_run_id, sweep=plan.sweep_id,
+                          trial=trial.name, number=trial.number, params=trial.params,
+                          tags={**plan.tags, **trial.tags, TAG_WORKERS: str(world), TAG_DIGEST: config_digest(trial.run)})
+
+
+def _train(plan: SweepPlan, trial: TrialSpec, record) -> None:
+    from raypriv.method.run import run_training
+
+    checkpoint = ray.train.get_checkpoint()
+    resume = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            if (Path(folder) / "metrics.json").exists():  # the trial ended before: its run holds everything
+                # Ray Train's Result.metrics are those of the last report *with* a checkpoint: re-report it.
+                metrics = json.loads((Path(folder) / "metrics.json").read_text())
+                ray.train.report(_final_report(metrics, trial), checkpoint=ray.train.Checkpoint.from_directory(folder))
+                if record and "diverged" in metrics:
+                    record.finish("FAILED", reason=metrics["diverged"])
+                return
+            resume = torch.load(Path(folder) / LOOP_STATE, weights_only=True)
+        if record:
+            record.resumed_from(int(resume["iteration"]))
 
     # About ten progress reports per trial reach Tune's table (each costs a round trip and a log
     # line); MLflow gets every iteration.
@@ -55,41 +87,55 @@ def train_worker(config: dict[str, Any]) -> None:
     def on_iteration(row: dict[str, float]) -> None:
         if record:
             record.log_iteration(row)
-        _inject_fault(plan, trial, int(row["iteration"]))
         if int(row["iteration"]) % every == 0:
             ray.train.report({**{k: v for k, v in row.items() if isinstance(v, (int, float))},
                               **{k: math.nan for k in OBJECTIVES}})
 
+    out = Path(tempfile.mkdtemp(prefix=f"raypriv-{trial.name}-"))
     started = time.perf_counter()
     try:
         try:
-            metrics = run_training(trial.run, out, synthetic=plan.synthetic, root=plan.root,
-                                   log=lambda message: _log.info("[%s] %s", trial.name, message),
-                                   on_iteration=on_iteration).as_dict()
+            result = run_training(trial.run, out, synthetic=plan.synthetic, root=plan.root,
+                                  log=lambda message: _log.info("[%s] %s", trial.name, message),
+                                  on_iteration=on_iteration, resume=resume, on_checkpoint=_report_state)
         except FloatingPointError as err:
-            # The configuration diverged (a NaN/inf loss, named with its phase and step): the same
-            # config would diverge again, so the trial ends here, FAILED with the reason, and is not
-            # retried; Optuna is told FAIL (NumberedOptunaSearch) and the Pareto report skips it.
-            _log.warning("[%s] diverged: %s", trial.name, err)
-            metrics = {"diverged": f"diverged: {err}", "seconds": {"total": time.perf_counter() - started}}
-            if record:
-                record.finish("FAILED", reason=metrics["diverged"])
-                record = None
-            (out / "metrics.json").write_text(json.dumps(metrics))
-            ray.train.report(_final_report(metrics, trial), checkpoint=ray.train.Checkpoint.from_directory(str(out)))
+            _diverged(err, trial, record, out, time.perf_counter() - started)
             return
-        result = _final_report(metrics, trial)
+        metrics = result.as_dict()
+        final = _final_report(metrics, trial)
         if record:
-            record.log_result(metrics, [out / name for name in ARTIFACTS], full_budget=bool(result["full_budget"]))
-        ray.train.report(result, checkpoint=ray.train.Checkpoint.from_directory(str(out)))
-    except BaseException as err:
-        if record:
-            record.finish("FAILED", reason=f"{type(err).__name__}: {err}")
-        raise
+            record.log_result(metrics, [out / name for name in ARTIFACTS], full_budget=bool(final["full_budget"]))
+        _report(final, out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _report(metrics: dict[str, Any], folder: Path) -> None:
+    """`ray.train.report` on every rank, with the checkpoint `folder` from rank 0 only."""
+    if ray.train.get_context().get_world_rank() == 0:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(folder)))
+    else:
+        ray.train.report(metrics)
+
+
+def _report_state(state: dict) -> None:
+    """A loop checkpoint: rank 0's state (the ranks hold the same weights) as `loop_state.pt`."""
+    with tempfile.TemporaryDirectory(prefix="raypriv-state-") as folder:
+        if ray.train.get_context().get_world_rank() == 0:
+            torch.save(state, Path(folder) / LOOP_STATE)
+        _report({"iteration": state["iteration"], **{k: math.nan for k in OBJECTIVES}}, Path(folder))
+
+
+def _diverged(err: FloatingPointError, trial: TrialSpec, record, out: Path, seconds: float) -> None:
+    """The configuration diverged (a NaN/inf loss, named with its phase and step): the same config
+    would diverge again, so the trial ends here, FAILED with the reason, and is not retried; Optuna
+    is told FAIL (`FailingOptunaSearch`) and the Pareto report skips it."""
+    _log.warning("[%s] diverged: %s", trial.name, err)
+    metrics = {"diverged": f"diverged: {err}", "seconds": {"total": seconds}}
     if record:
-        record.finish()
+        record.finish("FAILED", reason=metrics["diverged"])
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    _report(_final_report(metrics, trial), out)
 
 
 def _final_report(metrics: dict[str, Any], trial: TrialSpec) -> dict[str, Any]:
@@ -106,24 +152,3 @@ def _final_report(metrics: dict[str, Any], trial: TrialSpec) -> dict[str, Any]:
         "diverged": 0.0,
         "trainer_seconds": metrics["seconds"]["total"],
     }
-
-
-FAULT_ENV = "RAYPRIV_INJECT_FAULT"
-
-
-def _inject_fault(plan: SweepPlan, trial: TrialSpec, iteration: int) -> None:
-    """Fault injection for the reliability tests (tests/test_reliability_sweep.py), as Ray tests itself:
-    `RAYPRIV_INJECT_FAULT=trial_0000@2` makes that trial's worker raise after iteration 2, once per
-    sweep (a marker in the trial's Ray Train folder), so Ray Train's FailureConfig retries it."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    name, _, at = spec.partition("@")
-    if name != trial.name or iteration != int(at or 0) or "://" in plan.train_storage:
-        return
-    marker = Path(plan.train_storage) / f"{trial.name}.fault-injected"
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    raise RuntimeError(f"injected fault ({FAULT_ENV}={spec}) in {trial.name} after iteration {iteration}")

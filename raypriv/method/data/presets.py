@@ -38,7 +38,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Unit tests: runs in milliseconds; too small for the downsampling property.
     "tiny": Preset("tiny", frames=8, height=16, width=16, clips_per_cell={"train": 1, "val": 1, "test": 1}),
-    # A 2-core laptop trains on this in minutes; the README's measured numbers use it.
+    # A 2-core laptop trains on this in minutes; the `quick` profile's results (results/) use it.
     "laptop": Preset("laptop", frames=12, height=48, width=48, clips_per_cell={"train": 6, "val": 2, "test": 3}),
     # A sweep trial's data on a laptop (search_spaces/sbu.yaml, quick profile's `trial:`): about a
     # fifth of `laptop`'s pixels per epoch (8 frames of 32x32, 416 training clips).

@@ -1,0 +1,109 @@
+"""`raypriv compare` end to end on a real local Ray and sqlite MLflow (smoke profile, 2 arms x 2
+seeds), killed part-way and resumed: finished runs are not run again; and its pure parts
+(config resolution, the summary's statistics)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+import time
+
+import pytest
+
+from raypriv.method.config import ConfigError
+from raypriv.report.stats import paired_difference, summarise
+from raypriv.sweep.config import load_compare_config
+from sweep_helpers import finish, kill_session, start_raypriv
+
+SBU = "search_spaces/sbu.yaml"
+
+
+def test_arms_are_merged_over_the_profile_and_set_after_the_overrides():
+    cfg = load_compare_config(SBU, "quick", ("game", "no_game", "method3"), (0, 3), ("iterations=30", "gamma=2"))
+    runs = {(r.arm, r.seed): r.run for r in cfg.runs}
+    assert list(runs) == [("game", 0), ("game", 3), ("no_game", 0), ("no_game", 3), ("method3", 0), ("method3", 3)]
+    assert runs["game", 3].seed == 3 and runs["game", 3].adversarial.gamma == 2.0
+    assert runs["game", 0].adversarial.iterations == 30  # --set changes what every arm starts from ...
+    assert runs["no_game", 0].adversarial.iterations == 0  # ... never what an arm is
+    assert runs["method3", 0].budget.count == 4 and runs["method3", 0].adversarial.restart_every > 0
+    assert runs["game", 0].data.preset == "laptop"  # the full protocol: the profile's trial: fidelity is not applied
+    with pytest.raises(ConfigError, match=r"unknown arm\(s\) \['gaem'\]; declared arms: game, no_game"):
+        load_compare_config(SBU, "quick", ("gaem",), (0,))
+    with pytest.raises(ConfigError, match="distinct"):
+        load_compare_config(SBU, "quick", ("game",), (0, 0))
+
+
+def test_the_summary_pairs_each_arm_with_the_first_on_common_seeds():
+    rows = [{"arm": "game", "seed": s, "target_acc": t, "target_acc_fresh": t, "privacy_acc": p}
+            for s, t, p in [(0, 0.8, 0.4), (1, 0.7, 0.5), (2, 0.9, 0.45)]]
+    rows += [{"arm": "no_game", "seed": s, "target_acc": t, "target_acc_fresh": t, "privacy_acc": p}
+             for s, t, p in [(0, 0.82, 0.6), (1, 0.71, 0.62)]]
+    game, no_game = summarise(rows, ["game", "no_game"])
+    assert game.n == 3 and game.mean["privacy_acc"] == pytest.approx(0.45)
+    assert game.std["privacy_acc"] == pytest.approx(0.05)
+    assert game.diff["privacy_acc"][0] == 0.0
+    # no_game - game on seeds 0 and 1: +0.20 and +0.12; t(0.975, 1) = 12.706, sd 0.0566, se 0.04
+    mean, low, high = no_game.diff["privacy_acc"]
+    assert mean == pytest.approx(0.16) and low == pytest.approx(0.16 - 12.706 * 0.04, abs=1e-3)
+    assert high == pytest.approx(0.16 + 12.706 * 0.04, abs=1e-3)
+    assert all(math.isnan(v) for v in paired_difference([0.5], [0.4])[1:])  # one pair: no interval
+
+
+def _children(home):
+    from raypriv.sweep import tracking as store
+
+    client = store.client(store.locations(home).tracking_uri)
+    experiment = client.get_experiment_by_name("sbu")
+    parents = client.search_runs([experiment.experiment_id], f"tags.`{store.TAG_ROLE}` = 'compare'")
+    children = store.child_runs(client, experiment.experiment_id, parents[0].info.run_id) if parents else []
+    return client, experiment, parents, children
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to kill the driver's session")
+def test_compare_end_to_end_killed_and_resumed_without_running_a_finished_run_again(tmp_path):
+    from raypriv.sweep import tracking as store
+
+    home, out = tmp_path / "home", tmp_path / "out"
+    args = ("compare", "sbu", "--synthetic", "--profile", "smoke", "--arms", "game,no_game", "--seeds", "0,1",
+            "--concurrency", "1", "--out", str(out))
+    proc = start_raypriv(*args, home=home)
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None:  # kill once two runs have finished
+        if (home / "mlflow.db").exists():
+            _, _, _, children = _children(home)
+            if sum(c.info.status == "FINISHED" for c in children) >= 2:
+                break
+        time.sleep(2)
+    assert proc.poll() is None, "the comparison ended before it could be interrupted"
+    kill_session(proc.pid)
+    proc.communicate()
+    _, _, _, before = _children(home)
+    finished = {c.info.run_name: c.info.start_time for c in before if c.info.status == "FINISHED"}
+    assert len(finished) >= 2
+
+    resumed = finish(start_raypriv(*args, "--resume", home=home), args, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-8000:]
+    client, experiment, parents, children = _children(home)
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(c.info.run_name for c in children) == ["game_s0", "game_s1", "no_game_s0", "no_game_s1"]
+    for child in children:
+        tags = child.data.tags
+        assert child.info.status == "FINISHED"
+        assert (tags[store.TAG_ARM], tags[store.TAG_SEED]) == (child.info.run_name[:-3], child.info.run_name[-1])
+        assert tags[store.TAG_STAGE] == "compare" and tags[store.TAG_WORKERS] == "1" and len(tags[store.TAG_DIGEST]) == 12
+        if child.info.run_name in finished:  # not run again
+            assert child.info.start_time == finished[child.info.run_name]
+    with open(out / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["arm"], r["seed"]) for r in rows] == [("game", "0"), ("game", "1"), ("no_game", "0"), ("no_game", "1")]
+    assert list(rows[0])[:5] == ["arm", "seed", "target_acc", "target_acc_fresh", "privacy_acc"]
+    assert "attacker/plaincnn_d3_w32" in rows[0] and all(0 <= float(r["privacy_acc"]) <= 1 for r in rows)
+    with open(out / "summary.csv", newline="") as f:
+        summary = list(csv.DictReader(f))
+    assert [(s["arm"], s["n"]) for s in summary] == [("game", "2"), ("no_game", "2")]
+    assert "privacy_acc_diff_low" in summary[0] and (out / "compare.png").stat().st_size > 0
+    note = parents[0].data.tags["mlflow.note.content"]
+    assert note.startswith("| arm | n | fresh A_T") and "| no_game | 2 |" in note
