@@ -131,7 +131,7 @@ class Workspace:
         return folder
 
     def sweep(self, profile: str, *, trials: int | None = None, concurrency: int | None = None,
-              sampler: str | None = None, seed: int | None = None) -> SweepRun:
+              sampler: str | None = None, seed: int | None = None, workers: int | None = None) -> SweepRun:
         """`raypriv sweep sbu --synthetic --profile PROFILE [...]` in a fresh home (memoised).
 
         Options equal to the profile's own setting are dropped before the memo lookup, so the
@@ -145,7 +145,8 @@ class Workspace:
         options = []
         for flag, value, default in (("--trials", trials, shipped.trials),
                                      ("--concurrency", concurrency, shipped.concurrency),
-                                     ("--sampler", sampler, shipped.sampler), ("--seed", seed, shipped.seed)):
+                                     ("--sampler", sampler, shipped.sampler), ("--seed", seed, shipped.seed),
+                                     ("--workers", workers, shipped.workers)):
             if value is not None and value != default:
                 options += [flag, str(value)]
         key = (profile, *options)

@@ -7,6 +7,7 @@ Figures (each a ratio or a time measured in this one run; absolute times are pri
   trainer_overhead          one adversarial iteration of THE loop / the same steps in a bare PyTorch loop  (<= 1.10)
   trial_overhead            (trial wall time - trainer time) / trial wall time, quick sweep trials         (<= 0.10)
   concurrency_speedup       trials per hour at 2 concurrent trials / at 1, on this machine                 (>= 1.7)
+  scaling_speedup           one trial's wall time with 1 Ray Train worker / with 2 data-parallel workers   (>= 1.4)
   device_cost_ratio         f_T FLOPs / f_d FLOPs per clip, full profile at 16x112x112                     (>= 45)
   search_efficiency_trials  trials MO-TPE needs to reach random search's K-trial hypervolume                (<= K/2)
   tradeoff_hv_ratio         hypervolume of the quick sweep's front / of the downsampling baselines' front  (>= 1.3)
@@ -34,7 +35,7 @@ import torch
 
 from _common import BenchError, Figure, Workspace, log
 
-NAMES = ("trainer_overhead", "trial_overhead", "concurrency_speedup", "device_cost_ratio",
+NAMES = ("trainer_overhead", "trial_overhead", "concurrency_speedup", "scaling_speedup", "device_cost_ratio",
          "search_efficiency_trials", "tradeoff_hv_ratio", "time_to_front_s")
 
 

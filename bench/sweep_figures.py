@@ -12,6 +12,9 @@
   the downsampling baselines (`raw` and `downsample_s{2,4,8,16}` from `raypriv baselines` with the
   same profile, so the same data, test split and evaluation settings). Hypervolume is
   `raypriv.report.pareto.hypervolume` with its reference point (A_T = 0, A_B^N = 1).
+- `scaling_speedup`: one trial of the profile (`--trials 1 --concurrency 1`) with one Ray Train
+  worker and with two data-parallel workers (`--workers 2`): trial wall time with 1 ÷ with 2
+  (each worker has the profile's `cpus_per_worker`, so two workers use twice the CPUs).
 - `concurrency_speedup`: the same sweep run twice with `--sampler random` (so both runs train the
   very same trials), at `--concurrency 1` and `--concurrency 2`, the profile's resources
   otherwise (`--concurrency-trials N` trials each, default the profile's 8); throughput =
@@ -19,7 +22,8 @@
   Ray's start and the report. Whole-command throughput is printed too.
 
 `--tiny` runs the `smoke` profile instead: one 2-trial sweep (2 at a time) serves the first three
-figures and the concurrency-2 arm, and a 1-trial sweep the concurrency-1 arm (about 2 minutes).
+figures and the concurrency-2 arm, a 1-trial sweep the concurrency-1 arm and the one-worker arm of
+the scaling figure, and a 1-trial sweep with two workers its other arm (a few minutes).
 """
 
 from __future__ import annotations
@@ -142,4 +146,18 @@ def concurrency_speedup(ws: Workspace, *, tiny: bool, concurrency_trials: int | 
                  "finished_trials": {c: r.finished_trials for c, r in arms.items()}},
         note=f"{span[1]:.1f} -> {span[2]:.1f} trials/h (whole command: {whole[2] / whole[1]:.2f}x); "
              + ("tiny: 1 trial alone vs the 2-trial front sweep" if tiny else "random sampler, same trials in both arms"),
+    )}
+
+
+def scaling_speedup(ws: Workspace, *, tiny: bool, **_) -> dict[str, Figure]:
+    """Trial wall time with one Ray Train worker / with two data-parallel workers (one trial each)."""
+    arms = {w: ws.sweep(_profile(tiny), trials=1, concurrency=1, workers=w) for w in (1, 2)}
+    seconds = {w: next(iter(r.trial_seconds.values()), math.nan) for w, r in arms.items()}
+    value = seconds[1] / seconds[2]
+    log(f"one trial: {seconds[1]:.1f} s with 1 worker, {seconds[2]:.1f} s with 2")
+    return {"scaling_speedup": Figure(
+        value=value, goal=1.4, unit="x (trial wall time, 1 worker / 2 workers)", better=">=",
+        command=_command("scaling_speedup", tiny), tiny=tiny,
+        details={"sweep_commands": {w: r.command for w, r in arms.items()}, "trial_s": seconds},
+        note=f"{seconds[1]:.0f} s with 1 worker, {seconds[2]:.0f} s with 2 (gloo, one CPU thread each)",
     )}

@@ -52,10 +52,12 @@ def test_in_process_benchmarks_write_their_figures(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_benchmarks_write_their_figures(tmp_path):
-    figures = _run_all(tmp_path, ["time_to_front_s", "trial_overhead", "tradeoff_hv_ratio", "concurrency_speedup"],
+    figures = _run_all(tmp_path, ["time_to_front_s", "trial_overhead", "tradeoff_hv_ratio", "concurrency_speedup",
+                                  "scaling_speedup"],
                        timeout=900)
     assert figures["time_to_front_s"]["details"]["complete"] == 2
     assert figures["trial_overhead"]["details"]["per_trial"]
+    assert set(figures["scaling_speedup"]["details"]["trial_s"]) == {"1", "2"}  # one worker, two workers
 
 
 def test_sweeps_asking_for_the_shipped_settings_share_one_run(tmp_path, monkeypatch):
