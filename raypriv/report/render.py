@@ -3,7 +3,9 @@
 Sweeps (`raypriv.report.front`), baselines and comparisons (`raypriv compare`) all draw through
 `plot_tradeoff` (a static PNG, matplotlib) and `tradeoff_html` (the same points as a self-contained
 interactive plotly page that opens offline and in MLflow's artifact viewer). A `Point` carries its
-kind, which sets its style: sweep trials, the front, the paper's baselines, comparison arms.
+kind, which sets its style: sweep trials, the front, confirmed configurations, the paper's
+baselines, comparison arms and controls. `tradeoff_figure` and `tradeoff_plotly` build the figures
+without writing them (a sweep's report logs them with `MlflowClient.log_figure`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Sequence
 _STYLES = {
     "trial": ("o", "0.65", "trial (dominated)"),
     "front": ("o", "tab:red", "Pareto front"),
+    "confirmed": ("o", "0.3", "confirmed (dominated)"),
     "raw": ("s", "black", "raw frames"),
     "downsample": ("o", "tab:blue", "Method 1: downsampling"),
     "face_crop": ("^", "tab:orange", "Method 4: face crop"),
@@ -38,7 +41,7 @@ class Point:
     privacy_acc: float
     target_std: float = math.nan
     privacy_std: float = math.nan
-    faint: bool = False  # a single seed of an arm whose mean is drawn bold
+    faint: bool = False  # drawn light: a single seed beside its arm's bold mean, a screening trial beside confirmed ones
     hover: str = ""  # details for the interactive page
 
 
@@ -63,9 +66,23 @@ def _size(point: Point) -> float:
 def plot_tradeoff(points: Sequence[Point], path: str | Path, *, title: str,
                   chance: tuple[float, float] = (math.nan, math.nan),
                   hypervolume: Sequence[tuple[int, float]] = ()) -> Path:
-    """Write the trade-off as a PNG: every point styled by kind (front points joined by a step line,
-    error bars where a point has a std, faint seeds), chance levels as dotted lines, and beside it
-    the hypervolume after each trial when `hypervolume` is given. `chance` = (action, identity)."""
+    """Write the trade-off as a PNG (`tradeoff_figure`)."""
+    import matplotlib.pyplot as plt
+
+    fig = tradeoff_figure(points, title=title, chance=chance, hypervolume=hypervolume)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tradeoff_figure(points: Sequence[Point], *, title: str, chance: tuple[float, float] = (math.nan, math.nan),
+                    hypervolume: Sequence[tuple[int, float]] = ()):
+    """The trade-off as a matplotlib figure: every point styled by kind (bold front points joined by a
+    step line, error bars where a point has a std, faint single runs), chance levels as dotted lines,
+    and beside it the hypervolume after each trial when `hypervolume` is given. `chance` = (action,
+    identity)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,7 +93,7 @@ def plot_tradeoff(points: Sequence[Point], path: str | Path, *, title: str,
                              gridspec_kw={"width_ratios": [2, 1][:panels]}, squeeze=False)
     ax = axes[0][0]
     others = sorted({p.kind for p in points if p.kind not in _STYLES})
-    front = sorted((p for p in points if p.kind == "front"), key=lambda p: p.privacy_acc)
+    front = sorted((p for p in points if p.kind == "front" and not p.faint), key=lambda p: p.privacy_acc)
     if front:
         ax.step([100 * p.privacy_acc for p in front], [100 * p.target_acc for p in front], where="post",
                 c="tab:red", lw=1.2, alpha=0.6, zorder=3)
@@ -108,11 +125,7 @@ def plot_tradeoff(points: Sequence[Point], path: str | Path, *, title: str,
     if hypervolume:
         _hypervolume_panel(axes[0][1], hypervolume)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _finite(x: float) -> float | None:
@@ -129,10 +142,26 @@ def _hypervolume_panel(ax, hypervolume: Sequence[tuple[int, float]]) -> None:
     ax.grid(alpha=0.3)
 
 
+# How the interactive page is written: plotly.js inlined (not a CDN link), so the page opens offline
+# and inside MLflow's artifact viewer; also what `MlflowClient.log_figure` gets as save_kwargs.
+HTML_KWARGS = {"include_plotlyjs": True, "full_html": True, "div_id": "tradeoff"}
+
+
 def tradeoff_html(points: Sequence[Point], path: str | Path, *, title: str,
                   chance: tuple[float, float] = (math.nan, math.nan), intro: str = "") -> Path:
-    """The trade-off as one self-contained interactive page (plotly, its JavaScript inlined, so it
-    opens offline and inside MLflow's artifact viewer): hover a point for its details."""
+    """The trade-off as one self-contained interactive page (`tradeoff_plotly`): hover a point for
+    its details; `intro` is a line of context above the chart."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tradeoff_plotly(points, title=title, chance=chance).write_html(path, **HTML_KWARGS)
+    if intro:
+        page = path.read_text()
+        path.write_text(page.replace("<body>", f"<body><p style='font:14px sans-serif'>{intro}</p>", 1))
+    return path
+
+
+def tradeoff_plotly(points: Sequence[Point], *, title: str, chance: tuple[float, float] = (math.nan, math.nan)):
+    """The trade-off as an interactive plotly figure (the same points and styles as the PNG)."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -146,7 +175,8 @@ def tradeoff_html(points: Sequence[Point], path: str | Path, *, title: str,
             text=[p.label if not p.faint else "" for p in group], textposition="top right",
             hovertext=[p.hover or p.label for p in group], hoverinfo="text",
             marker=dict(color=_plotly_colour(colour), size=[6 if p.faint else 11 for p in group],
-                        opacity=0.9, line=dict(width=1, color="black"), symbol=_plotly_symbol(kind)),
+                        opacity=[0.35 if p.faint else 0.9 for p in group], line=dict(width=1, color="black"),
+                        symbol=_plotly_symbol(kind)),
             error_x=_error_bars(group, "privacy_std"), error_y=_error_bars(group, "target_std"),
         ))
     chance_t, chance_b = chance
@@ -157,13 +187,7 @@ def tradeoff_html(points: Sequence[Point], path: str | Path, *, title: str,
     fig.update_layout(title=title, template="plotly_white", width=900, height=620,
                       xaxis=dict(title="A_B^N (%), lower = more private", range=[0, 105]),
                       yaxis=dict(title="A_T (%), higher = more useful", range=[0, 105]))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.write_html(path, include_plotlyjs=True, full_html=True, div_id="tradeoff")
-    if intro:  # a line of context above the chart
-        page = path.read_text()
-        path.write_text(page.replace("<body>", f"<body><p style='font:14px sans-serif'>{intro}</p>", 1))
-    return path
+    return fig
 
 
 def _error_bars(points: Sequence[Point], attribute: str) -> dict:
@@ -183,4 +207,5 @@ def _plotly_colour(colour: str) -> str:
 
 def _plotly_symbol(kind: str) -> str:
     return {"raw": "square", "face_crop": "triangle-up", "body_crop": "triangle-down",
-            "silhouette": "diamond", "downsample": "circle", "trial": "circle", "front": "circle"}.get(kind, "star")
+            "silhouette": "diamond", "downsample": "circle", "trial": "circle", "front": "circle",
+            "confirmed": "circle"}.get(kind, "star")
