@@ -217,7 +217,14 @@ _baselines = click.option("--baselines", type=click.Path(exists=True, dir_okay=F
 @click.option("--sampler", type=click.Choice(["tpe", "nsga2", "random"]), default=None,
               help="Optuna's multi-objective sampler (default: the profile's, tpe).")
 @click.option("--seed", type=int, default=None, help="The sampler's seed (default: the profile's, 0); part of the sweep id.")
-@click.option("--resume", is_flag=True, help="Continue the sweep with this id (same profile, --set, --sampler, --seed).")
+@click.option("--confirm", type=click.IntRange(min=0), default=None, metavar="K",
+              help="After screening, re-run the K best configurations at the full protocol (the profile without "
+                   "its trial: fidelity), beside the control arm and the baselines; 0: screening only "
+                   "(default: the profile's sweep.confirm).")
+@click.option("--replicates", type=click.IntRange(min=1), default=None, metavar="R",
+              help="Seeds of each confirmation run (default: the profile's sweep.replicates).")
+@click.option("--resume", is_flag=True, help="Continue the sweep with this id (same profile, --set, --sampler, --seed), "
+                                             "in whichever stage it stopped.")
 @click.option("--resume-if-exists", is_flag=True,
               help="Continue the sweep if it exists, else start it: safe to submit again (RayJob retries).")
 @_home
@@ -228,8 +235,9 @@ _baselines = click.option("--baselines", type=click.Path(exists=True, dir_okay=F
                    "(default: $RAYPRIV_RAY_STORAGE, else --home/ray).")
 @_baselines
 def sweep_command(experiment, synthetic, root, profile, config, overrides, trials, concurrency, workers, sampler, seed,
-                  resume, resume_if_exists, home, optuna_storage, ray_storage, baselines) -> None:
-    """Search the trade-off: Ray Tune + Optuna (maximise A_T, minimise A_B^N) over Ray Train trials.
+                  confirm, replicates, resume, resume_if_exists, home, optuna_storage, ray_storage, baselines) -> None:
+    """Search the trade-off: Ray Tune + Optuna (maximise A_T, minimise A_B^N) over Ray Train trials,
+    then confirm the best configurations at the full protocol with several seeds (--confirm).
 
     Every trial trains and evaluates one degrader; MLflow gets one parent run per sweep and one child
     run per trial. With no RAY_ADDRESS a local Ray starts on 127.0.0.1; with no MLFLOW_TRACKING_URI
@@ -238,7 +246,8 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
     from raypriv.method.config import ConfigError
     from raypriv.sweep.config import load_sweep_config
 
-    settings = {"trials": trials, "concurrency": concurrency, "workers": workers, "sampler": sampler, "seed": seed}
+    settings = {"trials": trials, "concurrency": concurrency, "workers": workers, "sampler": sampler, "seed": seed,
+                "confirm": confirm, "replicates": replicates}
     try:
         sweep_cfg = load_sweep_config(_space_path(experiment, config), profile, overrides, settings)
     except ConfigError as err:
@@ -258,21 +267,26 @@ def sweep_command(experiment, synthetic, root, profile, config, overrides, trial
     click.echo(f"\nsweep {outcome.sweep_id}: {len(report.records)} trials, {len(report.complete)} complete "
                f"({outcome.study_complete} COMPLETE in the Optuna study), {len(outcome.errored)} failed, "
                f"{len(outcome.diverged)} diverged, in {outcome.seconds:.0f} s")
-    if outcome.diverged:
-        click.echo(f"diverged (loss became NaN/inf; FAILED in MLflow with the reason in tag raypriv.failure, "
-                   f"FAIL in Optuna, left out of the Pareto front): {', '.join(outcome.diverged)}")
-    if outcome.overhead_seconds:
-        overheads = sorted(outcome.overhead_seconds.values())
-        click.echo(f"Ray + MLflow overhead per trial (trial wall time minus training): median "
-                   f"{overheads[len(overheads) // 2]:.1f} s, max {overheads[-1]:.1f} s")
-    _echo_report(report, list(sweep_cfg.space), where, outcome.sweep_id, sweep_cfg.name)
+    click.echo("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in outcome.stage_seconds.items()))
+    stages = [("screening", outcome), ("confirmation", outcome.confirmation)]
+    for stage, result in stages:
+        if result and result.diverged:
+            click.echo(f"diverged in {stage} (loss became NaN/inf; FAILED in MLflow with the reason in tag "
+                       f"raypriv.failure, FAIL in Optuna, left out of the Pareto front): {', '.join(result.diverged)}")
+        if result and result.overhead_seconds:
+            overheads = sorted(result.overhead_seconds.values())
+            click.echo(f"Ray + MLflow overhead per {stage} trial (trial wall time minus training): median "
+                       f"{overheads[len(overheads) // 2]:.1f} s, max {overheads[-1]:.1f} s")
+    _echo_report(report, list(sweep_cfg.space), where, outcome.sweep_id, sweep_cfg.name, outcome.ui_path,
+                 outcome.registered)
     click.echo(f"Optuna:  optuna-dashboard {redact(where.optuna_storage)}   (study {outcome.sweep_id}; "
                f"pip install optuna-dashboard)")
-    if outcome.interrupted:
-        raise click.ClickException(f"sweep {outcome.sweep_id} was interrupted before all {sweep_cfg.sweep.trials} "
-                                   f"trials ended; the same command with --resume continues it")
-    if outcome.errored:
-        raise click.ClickException(f"{len(outcome.errored)} trial(s) failed: {', '.join(outcome.errored)} "
+    if outcome.status == "KILLED":
+        raise click.ClickException(f"sweep {outcome.sweep_id} was interrupted before all its trials ended; the same "
+                                   f"command with --resume continues it")
+    failed = [name for _, result in stages if result for name in result.errored]
+    if failed:
+        raise click.ClickException(f"{len(failed)} trial(s) failed: {', '.join(failed)} "
                                    f"(their errors are in the Tune output above; Ray Train retried each "
                                    f"{sweep_cfg.sweep.max_failures} time(s), see sweep.max_failures)")
 
@@ -345,26 +359,38 @@ def compare_command(experiment, synthetic, root, profile, config, overrides, arm
 @_baselines
 def pareto_command(experiment, sweep, home, baselines) -> None:
     """Rebuild a sweep's Pareto report from MLflow alone and log it on the sweep's parent run."""
-    from raypriv.sweep.tracking import rebuild_report
-    from raypriv.sweep.tracking import locations
+    from raypriv.sweep.tracking import locations, rebuild_report, ui_path
 
     where = locations(home)
     try:
-        report, _ = rebuild_report(experiment, sweep, where, baselines=baselines)
+        report, parent, registered = rebuild_report(experiment, sweep, where, baselines=baselines)
     except LookupError as err:
         raise click.ClickException(str(err.args[0])) from None
     names = sorted({k for r in report.records for k in r.params})
-    _echo_report(report, names, where, report.sweep, experiment)
+    _echo_report(report, names, where, report.sweep, experiment, ui_path(parent.experiment_id, parent.run_id),
+                 registered)
 
 
-def _echo_report(report, param_names, where, sweep: str, experiment: str) -> None:
+def _echo_report(report, param_names, where, sweep: str, experiment: str, path: str, registered=None) -> None:
+    from raypriv.report.confirmed import format_confirmed
     from raypriv.report.front import format_front
+    from raypriv.sweep.registry import KNEE_ALIAS
 
     click.echo(f"\nPareto front (A_T up, A_B^N down) over {len(report.complete)} complete full-budget trials:")
     click.echo(format_front(report, param_names) if report.front else "(no complete trial yet)")
+    if report.confirmation:
+        click.echo("\nConfirmed at the full protocol (mean ± std over seeds):")
+        click.echo(format_confirmed(report.confirmation))
+    if registered and registered.error:
+        click.echo(f"\nModel Registry: the front was not registered as {registered.name}: {registered.error}")
+    elif registered:
+        click.echo(f"\nModel Registry: {registered.name} versions "
+                   f"{', '.join(f'{v} ({t})' for t, v in registered.versions.items())}; "
+                   f"mlflow.pyfunc.load_model('models:/{registered.name}@{KNEE_ALIAS}') is version {registered.knee}")
     click.echo(f"\nReport:  {where.report_dir(sweep)}/pareto.png, pareto.html, pareto.csv, front/*.yaml "
                f"(also on the MLflow parent run {sweep})")
     click.echo(f"MLflow:  {where.mlflow_ui_command()}   (experiment {experiment}, parent run {sweep})")
+    click.echo(f"         then {where.mlflow_ui_address(path)}   (the parent run, in the model-training view)")
 
 
 def main() -> None:

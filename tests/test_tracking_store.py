@@ -163,3 +163,109 @@ def test_with_retry_backs_off_then_names_what_it_was_doing():
     assert waits == [1.0, 2.0, 4.0, 8.0, 15.0]
     calls = iter([down, lambda: "ok"])
     assert store.with_retry(lambda: next(calls)(), "x", sleep=sleep, clock=lambda: now[0]) == "ok"
+
+
+# --- The confirmation stage's records: reuse across sweeps, the published confirmed front ----------
+
+def _plan(where, experiment_id, parent, sweep):
+    from raypriv.sweep.config import SweepSettings
+    from raypriv.sweep.plan import SweepPlan
+
+    return SweepPlan(sweep_id=sweep, name="sbu", settings=SweepSettings(), synthetic=True, root=None,
+                     tracking_uri=where.tracking_uri, experiment_id=experiment_id, parent_run_id=parent,
+                     tags={store.TAG_DATA: "synthetic"}, train_storage=str(where.home), use_gpu=False)
+
+
+def _stage_run(where, experiment_id, parent, spec, target, privacy, folder=None, *, sweep="s1", data="synthetic"):
+    """A finished child run of `spec` as a worker would leave it (metrics, tags, files from `folder`)."""
+    from raypriv.sweep.plan import spec_digest
+
+    run = store.TrialRun.start(where.tracking_uri, experiment_id, parent, sweep=sweep, trial=spec.name,
+                               number=spec.number, params=spec.params,
+                               tags={**spec.tags, store.TAG_DIGEST: spec_digest(spec), store.TAG_DATA: data})
+    files = [folder / n for n in ("degrader.pt2", "config.yaml")] if folder else []
+    run.log_result(_metrics(target, privacy), files, full_budget=True)
+    run.finish()
+    return run.run_id
+
+
+def _specs(trials=("trial_0000",)):
+    from raypriv.sweep.config import load_sweep_config
+    from raypriv.sweep.confirm import confirmation_specs
+
+    cfg = load_sweep_config("search_spaces/sbu.yaml", "smoke", (), {"confirm": 1})
+    return {s.name: s for s in confirmation_specs(cfg, [(t, {"M": 2}) for t in trials], synthetic=True)}
+
+
+def test_control_and_baseline_runs_are_reused_across_sweeps_by_digest_and_data(where):
+    from raypriv.sweep.confirm import reuse_cached
+
+    client = store.client(where.tracking_uri)
+    experiment_id = store.ensure_experiment(client, "sbu", where.artifact_root)
+    specs = _specs()
+    first = store.start_parent(client, experiment_id, "s1", {})
+    original = _stage_run(where, experiment_id, first, specs["no_game_s0"], 0.8, 0.6)
+    _stage_run(where, experiment_id, first, specs["raw_s0"], 0.9, 0.95, data="/data/sbu")  # other data: not reused
+    second = store.start_parent(client, experiment_id, "s2", {})
+    said = []
+    todo = reuse_cached(client, _plan(where, experiment_id, second, "s2"), list(specs.values()), said.append)
+    assert [s.name for s in todo] == ["trial_0000_s0", "trial_0000_s1", "no_game_s1", "raw_s0", "raw_s1"]
+    (copy,) = store.child_runs(client, experiment_id, second)
+    tags = copy.data.tags
+    assert copy.info.run_name == "no_game_s0" and copy.info.status == "FINISHED"
+    assert tags[store.TAG_CACHED] == original and tags[store.TAG_SWEEP] == "s2" and tags[store.TAG_STAGE] == "control"
+    assert tags[store.TAG_SEED] == "0" and tags[store.TAG_ARM] == "no_game" and tags[store.TAG_TRIAL] == "no_game_s0"
+    assert copy.data.metrics["privacy_acc"] == 0.6 and copy.data.params == {"arm": "no_game"}
+    assert said == [f"no_game_s0: reusing run {original} of sweep s1 (same config digest, control)"]
+    # Again (a resume): recorded once. A third sweep reuses the original, never a copy.
+    assert len(reuse_cached(client, _plan(where, experiment_id, second, "s2"), list(specs.values()), said.append)) == 5
+    assert len(store.child_runs(client, experiment_id, second)) == 1
+    third = store.start_parent(client, experiment_id, "s3", {})
+    reuse_cached(client, _plan(where, experiment_id, third, "s3"), [specs["no_game_s0"]], said.append)
+    assert store.child_runs(client, experiment_id, third)[0].data.tags[store.TAG_CACHED] == original
+
+
+def test_a_confirmed_front_is_published_described_and_registered(where, tmp_path):
+    import torch
+
+    from raypriv.method.export import export_degrader
+    from raypriv.method.models import create_model
+    from raypriv.sweep.registry import KNEE_ALIAS
+
+    client = store.client(where.tracking_uri)
+    experiment_id = store.ensure_experiment(client, "sbu", where.artifact_root)
+    parent = store.start_parent(client, experiment_id, "s1", {})
+    for key, value in (("profile", "smoke"), ("data_args", "--synthetic"), ("experiment", "sbu")):
+        client.log_param(parent, key, value)
+    screening = [_trial(where, experiment_id, parent, n, t, p, tmp_path) for n, t, p in [(0, 0.7, 0.3), (1, 0.6, 0.5)]]
+    folder = tmp_path / "confirmed"
+    folder.mkdir()
+    torch.manual_seed(0)
+    export_degrader(create_model("degrader", "degrader_tiny").eval(), folder / "degrader.pt2", height=16, width=16)
+    (folder / "config.yaml").write_text(yaml.safe_dump(load_run_config("search_spaces/sbu.yaml", "smoke").model_dump(mode="json")))
+    specs = _specs(("trial_0000", "trial_0001"))
+    runs = {name: _stage_run(where, experiment_id, parent, specs[name], t, p, folder)
+            for name, t, p in [("trial_0000_s0", 0.72, 0.31), ("trial_0000_s1", 0.70, 0.33),
+                               ("trial_0001_s0", 0.62, 0.52), ("trial_0001_s1", 0.60, 0.50),
+                               ("no_game_s0", 0.8, 0.6), ("raw_s0", 0.9, 0.95)]}
+    for _ in range(2):  # the second rebuild registers nothing new
+        result = CliRunner().invoke(cli, ["pareto", "sbu", "--home", str(where.home)])
+        assert result.exit_code == 0, result.output
+    assert "Confirmed at the full protocol (mean ± std over seeds):" in result.output
+    assert "trial_0000  front, knee  0 1    71.0 ± 1.4 %" in result.output
+    assert f"Model Registry: sbu-degrader versions 1 (trial_0000); mlflow.pyfunc.load_model('models:/sbu-degrader@knee') " \
+           f"is version 1" in result.output
+    assert f"#/experiments/{experiment_id}/runs/{parent}?workflowType=machine_learning" in result.output
+    note = client.get_run(parent).data.tags["mlflow.note.content"]
+    assert "| trial_0000 | front, knee | 71.0 ± 1.4 % | 32.0 ± 1.4 % |" in note and "| trial_0001 | dominated |" in note
+    assert f"[s1](#/experiments/{experiment_id}/runs/{runs['trial_0000_s1']}?workflowType=machine_learning)" in note
+    assert f"screening [trial_0000](#/experiments/{experiment_id}/runs/{screening[0]}?workflowType" in note
+    assert "| no_game | control | 80.0 % |" in note and "| raw | baseline | 90.0 % |" in note
+    assert {"pareto.png", "pareto.html", "pareto.csv"} <= {a.path for a in client.list_artifacts(parent)}
+    assert [a.path for a in client.list_artifacts(parent, "front")] == ["front/trial_0000.yaml"]
+    assert client.get_run(runs["trial_0000_s1"]).data.tags[store.TAG_PARETO] == "true"
+    assert client.get_run(runs["trial_0001_s0"]).data.tags[store.TAG_PARETO] == "false"
+    assert client.get_metric_history(parent, "kendall_tau/target_acc")[-1].value == pytest.approx(1.0)
+    (version,) = client.search_model_versions("name = 'sbu-degrader'")
+    assert version.run_id == runs["trial_0000_s0"] and version.tags[store.TAG_TRIAL] == "trial_0000"
+    assert client.get_model_version_by_alias("sbu-degrader", KNEE_ALIAS).version == version.version

@@ -26,7 +26,7 @@ from raypriv.report.stats import OBJECTIVES, ArmSummary, summarise
 from raypriv.sweep.config import CompareConfig
 from raypriv.sweep.driver import SweepOutcome, collect, data_root, prepare, session, tune_fixed
 from raypriv.sweep.plan import TrialSpec, compare_id
-from raypriv.sweep.tracking import TAG_ARM, TAG_DIGEST, TAG_SEED, TAG_STAGE, Locations
+from raypriv.sweep.tracking import TAG_ARM, TAG_SEED, TAG_STAGE, Locations
 
 FILES = ("runs.csv", "summary.csv", "compare.png", "compare.html")
 
@@ -89,18 +89,9 @@ def run_compare(
 
 def compare_rows(mlflow_client, experiment_id: str, parent_run_id: str) -> list[dict]:
     """The comparison's child runs as rows (arm, seed, objectives, status, ..., every other scalar)."""
-    from raypriv.sweep.tracking import child_runs
+    from raypriv.sweep.tracking import child_runs, run_rows
 
-    rows = []
-    for run in child_runs(mlflow_client, experiment_id, parent_run_id):
-        tags, metrics = run.data.tags, run.data.metrics
-        row = {"arm": tags.get(TAG_ARM, ""), "seed": int(tags.get(TAG_SEED, -1)),
-               **{k: metrics.get(k, math.nan) for k in OBJECTIVES},
-               "status": run.info.status, "worst_attacker": tags.get("worst_attacker", ""),
-               "config_digest": tags.get(TAG_DIGEST, ""), "run_id": run.info.run_id}
-        row.update({k: v for k, v in sorted(metrics.items()) if k not in row})
-        rows.append(row)
-    return sorted(rows, key=lambda r: (r["arm"], r["seed"]))
+    return run_rows(child_runs(mlflow_client, experiment_id, parent_run_id))
 
 
 def write_comparison(rows: list[dict], summary: list[ArmSummary], out_dir: Path, *, title: str,
@@ -154,11 +145,9 @@ def _num(x: float) -> str:
 
 def summary_markdown(summary: list[ArmSummary]) -> str:
     """The summary as a Markdown table: the parent run's description in the MLflow UI."""
-    reference = summary[0].arm if summary else ""
+    from raypriv.report.confirmed import pct
 
-    def pct(mean: float, std: float) -> str:
-        return "–" if not math.isfinite(mean) else f"{100 * mean:.1f} ± {100 * std:.1f} %" if math.isfinite(std) \
-            else f"{100 * mean:.1f} %"
+    reference = summary[0].arm if summary else ""
 
     def diff(d: tuple[float, float, float]) -> str:
         return "–" if not math.isfinite(d[0]) else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]" \

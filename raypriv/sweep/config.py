@@ -4,7 +4,9 @@ sweep settings and the comparison arms of a search-space YAML.
 - `space:` what Optuna samples over the profile's run config (a profile's `space:` replaces
   parameters of the same name, `null` removes one); checked at every bound and choice before
   anything starts.
-- `sweep:` how trials run (`SweepSettings`; a profile's keys, then the command line, win).
+- `sweep:` how trials run (`SweepSettings`; a profile's keys, then the command line, win), and
+  the confirmation stage: how many screening configurations to re-run at the full protocol, with
+  how many seeds, beside which control arm and baselines.
 - `arms:` named partial run configs that `raypriv compare` runs side by side (a profile's `arms:`
   replace arms of the same name). Arms and sampled points are the last layer of the run config
   (raypriv.method.config), so `--set` changes what every arm starts from, never what an arm is.
@@ -15,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from raypriv.method.config import (ALIASES, ConfigError, RunConfig, Frozen, annotation_of, describe, mapping, merge,
                                    nest, parse_run_config, profile_of, read_space_file, run_keys, run_mapping,
@@ -91,6 +93,24 @@ class SweepSettings(Frozen):
     sampler: Literal["tpe", "nsga2", "random"] = "tpe"
     seed: int = 0  # the sampler's seed; part of the sweep id
     max_failures: int = Field(1, ge=0)  # Ray Train restarts of a trial whose worker failed
+    # The confirmation stage (raypriv.sweep.confirm): screening ranks configurations at a cheap
+    # fidelity with one seed, while the seed alone moves A_B^N by 20 points (docs/design.md), so the
+    # `confirm` best are re-run at the full protocol with `replicates` seeds each, beside the
+    # control arm and the baselines at the same seeds. 0: screening only.
+    confirm: int = Field(0, ge=0)
+    replicates: int = Field(3, ge=1)
+    control_arm: str | None = "no_game"  # an arm of `arms:`; null: no control
+    confirm_baselines: tuple[str, ...] = ("raw", "downsample_s2", "downsample_s4", "downsample_s8", "downsample_s16")
+
+    @field_validator("confirm_baselines")
+    @classmethod
+    def _known_baselines(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        from raypriv.method.baselines import METHODS
+
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; known: {', '.join(METHODS)}")
+        return methods
 
 
 class SweepConfig(Frozen):
@@ -102,6 +122,10 @@ class SweepConfig(Frozen):
     run: RunConfig
     space: dict[str, SpaceParam]
     sweep: SweepSettings
+    # The confirmation stage's run configs (when sweep.confirm > 0): the profile at the full
+    # protocol (without its `trial:` fidelity, with --set), and the control arm over it.
+    confirm_run: RunConfig | None = None
+    control_run: RunConfig | None = None
 
 
 def space_key(name: str) -> str:
@@ -134,10 +158,12 @@ def load_sweep_config(
 ) -> SweepConfig:
     """Resolve a sweep from a search-space YAML: the run config of its screening trials (the profile,
     its `trial:`, the overrides), the space and sweep settings of `profile`, then `settings` (values
-    from the command line; None = keep).
+    from the command line; None = keep); with a confirmation stage, its full-protocol and control
+    run configs.
 
     Every space parameter is checked against the run-config schema and the model registries at its
-    bounds and at each of its choices, so a bad space fails here, before Ray or MLflow start.
+    bounds and at each of its choices (at the full protocol too, with a confirmation stage), so a
+    bad space fails here, before Ray or MLflow start.
     """
     path = Path(path)
     source = source_of(path, profile)
@@ -155,19 +181,49 @@ def load_sweep_config(
     for name, param in space.items():
         if not isinstance(param, dict) or param.get("type") not in PARAM_TYPES:
             raise ConfigError(f"{source}: space.{name}: needs a mapping with `type:` one of {', '.join(PARAM_TYPES)}")
-    sweep = {
-        **mapping(doc.get("sweep"), "sweep", source),
-        **mapping(chosen.get("sweep"), f"profiles.{profile}.sweep", source),
-        **{k: v for k, v in (settings or {}).items() if v is not None},
-    }
+    sweep = _settings_mapping(doc, chosen, profile, source, settings)
     try:
         cfg = SweepConfig.model_validate(
             {"name": path.stem, "source": source, "profile": profile, "run": run, "space": space, "sweep": sweep}
         )
     except ValidationError as err:
         raise ConfigError(f"{source}: " + "; ".join(describe(err))) from None
-    _check_space(cfg)
+    _check_space(cfg, cfg.run)
+    if cfg.sweep.confirm:
+        confirm_run = check_run_config(parse_run_config(run_mapping(path, profile, overrides), source), source)
+        _check_space(cfg, confirm_run, " at the full protocol (sweep.confirm)")
+        control = cfg.sweep.control_arm
+        control_run = None if control is None else _arm_run(
+            confirm_run.model_dump(mode="json"), _declared_arms(doc, chosen, profile, source), control,
+            f"{source}: sweep.control_arm", source)
+        cfg = cfg.model_copy(update={"confirm_run": confirm_run, "control_run": control_run})
     return cfg
+
+
+def _settings_mapping(doc: dict, chosen: dict, profile: str | None, source: str,
+                      settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The sweep settings: the YAML's `sweep:`, the profile's, then the command line's (None = keep)."""
+    return {
+        **mapping(doc.get("sweep"), "sweep", source),
+        **mapping(chosen.get("sweep"), f"profiles.{profile}.sweep", source),
+        **{k: v for k, v in (settings or {}).items() if v is not None},
+    }
+
+
+def _declared_arms(doc: dict, chosen: dict, profile: str | None, source: str) -> dict[str, Any]:
+    """The YAML's `arms:`, a profile's `arms:` replacing arms of the same name."""
+    return {**mapping(doc.get("arms"), "arms", source), **mapping(chosen.get("arms"), f"profiles.{profile}.arms", source)}
+
+
+def _arm_run(base: dict[str, Any], declared: dict[str, Any], arm: str, where: str, source: str,
+             seed: int | None = None) -> RunConfig:
+    """Arm `arm` merged over the run-config mapping `base` (then `seed`), checked; `where` names it in errors."""
+    if arm not in declared:
+        raise ConfigError(f"{where}: unknown arm {arm!r}; declared arms: {', '.join(declared) or 'none'} (`arms:`)")
+    raw = merge(base, mapping(declared[arm], f"arms.{arm}", source))
+    if seed is not None:
+        raw = merge(raw, {"seed": seed})
+    return check_run_config(parse_run_config(raw, where), where)
 
 
 def _check_range(low: float, high: float, log: bool, stepped: bool, *, log_low: float) -> None:
@@ -179,8 +235,9 @@ def _check_range(low: float, high: float, log: bool, stepped: bool, *, log_low: 
         raise ValueError("log and step cannot be combined")
 
 
-def _check_space(cfg: SweepConfig) -> None:
-    """Each parameter names a real key of the right kind, and every bound and choice makes a valid run."""
+def _check_space(cfg: SweepConfig, run: RunConfig, at: str = "") -> None:
+    """Each parameter names a real key of the right kind, and every bound and choice makes a valid run
+    over `run` (`at` says which run config, in messages)."""
     for name, param in cfg.space.items():
         key = space_key(name)
         annotation = annotation_of(key)
@@ -203,7 +260,7 @@ def _check_space(cfg: SweepConfig) -> None:
         else:
             corners = [(f"choice {c!r}", c) for c in param.choices]
         for label, value in corners:
-            apply_params(cfg.run, cfg.space, {name: value}, source=f"{cfg.source}: space.{name} {label}")
+            apply_params(run, cfg.space, {name: value}, source=f"{cfg.source}: space.{name} {label}{at}")
 
 
 class ArmRun(Frozen):
@@ -242,7 +299,7 @@ def load_compare_config(
     source = source_of(path, profile)
     doc = read_space_file(path)
     chosen = profile_of(doc, profile, path)
-    declared = {**mapping(doc.get("arms"), "arms", source), **mapping(chosen.get("arms"), f"profiles.{profile}.arms", source)}
+    declared = _declared_arms(doc, chosen, profile, source)
     if not arms:
         raise ConfigError(f"{source}: name at least one arm; declared arms: {', '.join(declared) or 'none'}")
     unknown = [a for a in arms if a not in declared]
@@ -251,17 +308,10 @@ def load_compare_config(
     if len(set(arms)) != len(arms) or len(set(seeds)) != len(seeds) or not seeds:
         raise ConfigError(f"{source}: arms and seeds must be non-empty and distinct, got arms {list(arms)}, seeds {list(seeds)}")
     base = run_mapping(path, profile, overrides)
-    runs = []
-    for arm in arms:
-        for seed in seeds:
-            where = f"{source}: arm {arm!r}, seed {seed}"
-            raw = merge(merge(base, mapping(declared[arm], f"arms.{arm}", source)), {"seed": seed})
-            runs.append(ArmRun(arm=arm, seed=seed, run=check_run_config(parse_run_config(raw, where), where)))
-    sweep = {
-        **mapping(doc.get("sweep"), "sweep", source),
-        **mapping(chosen.get("sweep"), f"profiles.{profile}.sweep", source),
-        **{k: v for k, v in (settings or {}).items() if v is not None},
-    }
+    runs = [ArmRun(arm=arm, seed=seed, run=_arm_run(base, declared, arm, f"{source}: arm {arm!r}, seed {seed}",
+                                                   source, seed))
+            for arm in arms for seed in seeds]
+    sweep = _settings_mapping(doc, chosen, profile, source, settings)
     try:
         return CompareConfig(name=path.stem, source=source, profile=profile, arms=tuple(arms), seeds=tuple(seeds),
                              runs=tuple(runs), sweep=SweepSettings.model_validate(sweep))

@@ -9,7 +9,12 @@ Order of events, each step failing early and clearly:
 4. MLflow: the search space's experiment and the sweep's parent run; Optuna: the sweep's study;
 5. Tune: `NumberedOptunaSearch` (multi-objective: A_T max, A_B^N min), one `run_trial` per trial,
    a progress table with A_T and A_B^N columns; `--resume` restores the Tune experiment;
-6. the Pareto report, rebuilt from MLflow and logged on the parent run.
+6. with `sweep.confirm` > 0, the confirmation stage (`raypriv.sweep.confirm`): the best screening
+   configurations, the control arm and the baselines at the full protocol with several seeds, as
+   fixed trials in a Tune experiment of their own (resumed on its own);
+7. the Pareto report, rebuilt from MLflow and logged on the parent run (with a confirmation stage:
+   the confirmed front, its description, its degraders in the Model Registry); the wall time of
+   each stage and every trial's Ray + MLflow overhead, on the parent run.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from raypriv.sweep.tracking import Locations, redact, scoped_env, storage_exists
 
 if TYPE_CHECKING:
     from raypriv.report.front import Report
+    from raypriv.sweep.registry import RegisteredFront
 
 
 class SweepError(RuntimeError):
@@ -47,14 +53,21 @@ class SweepOutcome:
     diverged: list[str] = field(default_factory=list)  # trials whose loss became NaN/inf: FAILED, not retried
     overhead_seconds: dict[str, float] = field(default_factory=dict)  # trial -> wall time minus trainer time
     trial_seconds: dict[str, float] = field(default_factory=dict)
+    numbers: dict[str, int] = field(default_factory=dict)  # trial -> its number (the metrics' step)
     study_complete: int = 0  # COMPLETE trials in the Optuna study
     interrupted: bool = False  # stopped (Ctrl+C) before every trial ended: --resume continues it
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # setup, screen, confirm, report -> wall s
+    confirmation: SweepOutcome | None = None  # the confirmation stage's trials, when it ran
+    registered: RegisteredFront | None = None  # the confirmed front in the Model Registry
+    ui_path: str = ""  # the parent run in the MLflow UI (`raypriv.sweep.tracking.ui_path`)
 
     @property
     def status(self) -> str:
         """The parent run's end status."""
-        return "KILLED" if self.interrupted else "FAILED" if self.errored else "FINISHED"
+        stages = [self] + ([self.confirmation] if self.confirmation else [])
+        return ("KILLED" if any(s.interrupted for s in stages) else "FAILED" if any(s.errored for s in stages)
+                else "FINISHED")
 
 
 def run_sweep(
@@ -80,32 +93,65 @@ def run_sweep(
                      missing=lambda: _changes_since(config, sweep, locations),
                      hint="change --seed (or the space) to start another",
                      also_exists=lambda: _study_exists(locations.optuna_storage, sweep))
-    echo(f"sweep {sweep}: {config.sweep.trials} trials, {config.sweep.concurrency} at a time, sampler "
-         f"{config.sweep.sampler}, seed {config.sweep.seed} ({config.source})")
     s = config.sweep
-    params = {"experiment": config.name, "profile": config.profile or "", "sampler": s.sampler, "seed": s.seed,
-              "trials": s.trials, "concurrency": s.concurrency, "workers": s.workers,
-              "data_args": _data_args(synthetic, root), "source": config.source}
-    texts = {"space.yaml": {name: p.model_dump(mode="json") for name, p in config.space.items()},
-             "base_config.yaml": config.run.model_dump(mode="json")}
-    with session(config.name, sweep, config.sweep, config.source, locations, role="sweep", params=params,
-                 texts=texts, synthetic=synthetic, root=root, echo=echo,
-                 run=config.run, space=config.space) as (plan, mlflow_client):
-        results = _tune(plan, config, locations, resume=resume, echo=echo)
-
-    from raypriv.sweep.space import study_trials
-    from raypriv.sweep.tracking import publish_report, report_from_mlflow
-
+    echo(f"sweep {sweep}: {s.trials} trials, {s.concurrency} at a time, sampler {s.sampler}, seed {s.seed}"
+         + (f"; then the best {s.confirm} confirmed with {s.replicates} seeds" if s.confirm else "") + f" ({config.source})")
     outcome = SweepOutcome(sweep, locations, None)
-    collect(results, config.sweep.trials, outcome)
-    _log_overhead(mlflow_client, plan.parent_run_id, outcome)
-    outcome.report = report_from_mlflow(mlflow_client, plan.experiment_id, plan.parent_run_id, sweep,
-                                        locations.report_dir(sweep), baselines=baselines)
-    publish_report(mlflow_client, plan.parent_run_id, outcome.report)
-    mlflow_client.set_terminated(plan.parent_run_id, status=outcome.status)
-    outcome.study_complete = sum(1 for t in study_trials(locations.optuna_storage, sweep) if t.state.name == "COMPLETE")
+    with session(config.name, sweep, config.sweep, config.source, locations, role="sweep", params=_params(config, synthetic, root),
+                 texts=_texts(config), synthetic=synthetic, root=root, echo=echo,
+                 run=config.run, space=config.space) as (plan, mlflow_client):
+        outcome.stage_seconds["setup"] = time.perf_counter() - started
+        results = _tune(plan, config, locations, resume=resume, echo=echo)
+        collect(results, config.sweep.trials, outcome)
+        outcome.stage_seconds["screen"] = time.perf_counter() - started - outcome.stage_seconds["setup"]
+        if s.confirm and not outcome.interrupted:
+            from raypriv.sweep.confirm import run_confirmation
+
+            begun = time.perf_counter()
+            outcome.confirmation = run_confirmation(plan, config, locations, mlflow_client, synthetic=synthetic,
+                                                    echo=echo)
+            outcome.stage_seconds["confirm"] = time.perf_counter() - begun
+    _report(outcome, plan, mlflow_client, baselines)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _params(config: SweepConfig, synthetic: bool, root: str | None) -> dict[str, object]:
+    """The parent run's params (a resume with other values is refused: `_check_same_params`)."""
+    s = config.sweep
+    return {"experiment": config.name, "profile": config.profile or "", "sampler": s.sampler, "seed": s.seed,
+            "trials": s.trials, "concurrency": s.concurrency, "workers": s.workers, "confirm": s.confirm,
+            "replicates": s.replicates, "data_args": _data_args(synthetic, root), "source": config.source}
+
+
+def _texts(config: SweepConfig) -> dict[str, object]:
+    """The parent run's YAML artifacts: the space, the screening run config, the full-protocol one."""
+    texts = {"space.yaml": {name: p.model_dump(mode="json") for name, p in config.space.items()},
+             "base_config.yaml": config.run.model_dump(mode="json")}
+    if config.confirm_run is not None:
+        texts["confirm_config.yaml"] = config.confirm_run.model_dump(mode="json")
+    return texts
+
+
+def _report(outcome: SweepOutcome, plan: SweepPlan, mlflow_client, baselines: Path | None) -> None:
+    """The report, rebuilt from MLflow and published; stage times and overheads on the parent run; its end."""
+    from raypriv.sweep.space import study_trials
+    from raypriv.sweep.tracking import publish_report, report_from_mlflow, ui_path
+
+    begun = time.perf_counter()
+    outcome.ui_path = ui_path(plan.experiment_id, plan.parent_run_id)
+    where = outcome.locations
+    outcome.report = report_from_mlflow(mlflow_client, plan.experiment_id, plan.parent_run_id, plan.sweep_id,
+                                        where.report_dir(plan.sweep_id), baselines=baselines)
+    outcome.registered = publish_report(mlflow_client, plan.parent_run_id, outcome.report)
+    outcome.stage_seconds["report"] = time.perf_counter() - begun
+    _log_overhead(mlflow_client, plan.parent_run_id, outcome)
+    if outcome.confirmation:
+        _log_overhead(mlflow_client, plan.parent_run_id, outcome.confirmation, prefix="confirm/")
+    _log_stages(mlflow_client, plan.parent_run_id, outcome.stage_seconds)
+    mlflow_client.set_terminated(plan.parent_run_id, status=outcome.status)
+    trials = study_trials(where.optuna_storage, plan.sweep_id) or []
+    outcome.study_complete = sum(1 for t in trials if t.state.name == "COMPLETE")
 
 
 def data_root(run: RunConfig, synthetic: bool, root: str | None) -> str | None:
@@ -161,10 +207,16 @@ def session(name: str, run_id: str, settings: SweepSettings, source: str, locati
 
 
 def collect(results, expected: int, outcome: SweepOutcome) -> None:
-    """Tune's results into the outcome: which trials errored, diverged, and their overheads."""
+    """Tune's results into the outcome: which trials errored, diverged, and their numbers and overheads."""
+    from raypriv.sweep.trial import SPEC, TRIAL_NUMBER
+
     outcome.interrupted = results.num_terminated + results.num_errors < expected
     for result in results:
         name = result.path and Path(result.path).name
+        config = result.config or {}
+        number = config.get(TRIAL_NUMBER, (config.get(SPEC) or {}).get("number"))
+        if name and number is not None:
+            outcome.numbers[name] = int(number)
         if result.error is not None:
             outcome.errored.append(name)
         elif result.metrics.get("diverged"):
@@ -300,6 +352,7 @@ def _start_tracking(name: str, run_id: str, settings: SweepSettings, locations: 
             extra = {"raypriv.optuna_study": run_id, "raypriv.optuna_storage": redact(locations.optuna_storage)} \
                 if role == "sweep" else {}
             parent_run_id = start_parent(mlflow_client, experiment_id, run_id, {**tags, **extra}, role=role)
+            _check_same_params(mlflow_client.get_run(parent_run_id).data.params, params, role, run_id)
             mlflow_client.log_batch(parent_run_id, params=[Param(k, str(v)) for k, v in params.items()])
             for file, content in texts.items():
                 mlflow_client.log_text(parent_run_id, yaml.safe_dump(content, sort_keys=False), file)
@@ -312,10 +365,20 @@ def _start_tracking(name: str, run_id: str, settings: SweepSettings, locations: 
     train_storage = locations.train_storage(run_id)
     if "://" not in train_storage:
         Path(train_storage).mkdir(parents=True, exist_ok=True)
+    from raypriv.sweep.tracking import TAG_DATA
+
     plan = SweepPlan(sweep_id=run_id, name=name, settings=settings, run=run, space=space, synthetic=synthetic,
                      root=root, tracking_uri=locations.tracking_uri, experiment_id=experiment_id,
-                     parent_run_id=parent_run_id, tags=tags, train_storage=train_storage, use_gpu=use_gpu)
+                     parent_run_id=parent_run_id, tags={**tags, TAG_DATA: "synthetic" if synthetic else str(root)},
+                     train_storage=train_storage, use_gpu=use_gpu)
     return plan, mlflow_client
+
+
+def _check_same_params(logged: dict[str, str], params: dict, role: str, run_id: str) -> None:
+    """A resumed sweep or comparison keeps the options it was started with (MLflow params are write-once)."""
+    changed = [f"--{k} {logged[k]} (now {v})" for k, v in params.items() if k in logged and logged[k] != str(v)]
+    if changed:
+        raise SweepError(f"{role} {run_id} was started with {', '.join(changed)}; resume it with the same options")
 
 
 def _keep_credentials_out_of_runtime_envs() -> None:
@@ -338,10 +401,10 @@ def _trainable(plan: SweepPlan):
     return tune.with_resources(tune.with_parameters(run_trial, plan=plan), {"cpu": plan.settings.trial_cpus})
 
 
-def _run_config(plan: SweepPlan, locations: Locations, reporter):
+def _run_config(name: str, locations: Locations, reporter):
     from ray import tune
 
-    return tune.RunConfig(name=plan.sweep_id, storage_path=locations.tune_storage, verbose=1,
+    return tune.RunConfig(name=name, storage_path=locations.tune_storage, verbose=1,
                           failure_config=tune.FailureConfig(max_failures=0),  # retries happen in Ray Train
                           progress_reporter=reporter)
 
@@ -387,19 +450,23 @@ def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume:
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
                                         trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
-            run_config=_run_config(plan, locations, _reporter(list(config.space))),
+            run_config=_run_config(plan.sweep_id, locations, _reporter(list(config.space))),
         ).fit()
 
 
-def tune_fixed(plan: SweepPlan, specs: list, locations: Locations, *, resume: bool, echo: Callable[[str], None]):
-    """Trials fixed in advance (a comparison's arm x seed runs): one Tune trial per `TrialSpec`.
-    On `--resume` finished trials stay as they are; unfinished and failed ones run (again)."""
+def tune_fixed(plan: SweepPlan, specs: list, locations: Locations, *, resume: bool, echo: Callable[[str], None],
+               experiment: str | None = None):
+    """Trials fixed in advance (a comparison's arm x seed runs, a sweep's confirmation stage): one Tune
+    trial per `TrialSpec`, in the Tune experiment `experiment` (default: the plan's id). On `--resume`
+    finished trials stay as they are; unfinished and failed ones run (again)."""
     from ray import tune
 
     from raypriv.sweep.trial import SPEC, tune_trial_name
 
     trainable = _trainable(plan)
-    path = f"{locations.tune_storage}/{plan.sweep_id}"
+    name = experiment or plan.sweep_id
+    path = f"{locations.tune_storage}/{name}"
+    params = list(dict.fromkeys(k for spec in specs for k in spec.params))
     with scoped_env(RAY_AIR_NEW_OUTPUT="0"):
         if resume:
             echo(f"resuming the Tune experiment at {path}")
@@ -409,18 +476,28 @@ def tune_fixed(plan: SweepPlan, specs: list, locations: Locations, *, resume: bo
             param_space={SPEC: tune.grid_search([spec.model_dump(mode="json") for spec in specs])},
             tune_config=tune.TuneConfig(max_concurrent_trials=plan.settings.concurrency,
                                         trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
-            run_config=_run_config(plan, locations, _reporter([f"{SPEC}/params/{k}" for k in specs[0].params])),
+            run_config=_run_config(name, locations, _reporter([f"{SPEC}/params/{k}" for k in params])),
         ).fit()
 
 
-def _log_overhead(mlflow_client, parent_run_id: str, outcome: SweepOutcome) -> None:
-    """Per trial, the sweep's cost around training (Ray start/stop, MLflow), on the parent run."""
+def _log_overhead(mlflow_client, parent_run_id: str, outcome: SweepOutcome, prefix: str = "") -> None:
+    """Per trial, the sweep's cost around training (Ray start/stop, MLflow), on the parent run
+    (step = the trial's number; `prefix` names the stage, e.g. `confirm/`)."""
     from mlflow.entities import Metric
 
     metrics = []
     for name, overhead in outcome.overhead_seconds.items():
-        step = int(name.rsplit("_", 1)[-1])
-        metrics += [Metric("trial_overhead_seconds", overhead, 0, step),
-                    Metric("trial_seconds", outcome.trial_seconds[name], 0, step)]
+        step = outcome.numbers.get(name, 0)
+        metrics += [Metric(f"{prefix}trial_overhead_seconds", overhead, 0, step),
+                    Metric(f"{prefix}trial_seconds", outcome.trial_seconds[name], 0, step)]
     if metrics:
         mlflow_client.log_batch(parent_run_id, metrics=metrics)
+
+
+def _log_stages(mlflow_client, parent_run_id: str, stage_seconds: dict[str, float]) -> None:
+    """Each stage's wall time (`stage_seconds/<stage>`) on the parent run; a resume logs a new step."""
+    from mlflow.entities import Metric
+
+    step = len(mlflow_client.get_metric_history(parent_run_id, "stage_seconds/setup"))
+    mlflow_client.log_batch(parent_run_id, metrics=[Metric(f"stage_seconds/{k}", v, 0, step)
+                                                    for k, v in stage_seconds.items()])

@@ -3,7 +3,8 @@
 The plan crosses the Ray boundary as a typed, frozen object (never an untyped dict): the Tune
 function gets the `SweepPlan`, each Train worker the plan and its `TrialSpec`. A trial's run
 config is either sampled by Optuna over `SweepPlan.run` (a sweep's screening trials) or fixed in
-advance (a comparison's arm x seed runs), in which case its `TrialSpec` travels in the Tune config.
+advance (a comparison's arm x seed runs, a sweep's confirmation stage), in which case its `TrialSpec`
+travels in the Tune config.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class SweepPlan(BaseModel):
 
 
 class TrialSpec(BaseModel):
-    """One trial: its deterministic name and number, the parameters it logs, its run config, its tags."""
+    """One trial: its deterministic name and number, the parameters it logs, its run config, its tags,
+    and what it does: train and evaluate f_d (`run_training`), or, with `baseline`, evaluate that
+    hand-made baseline (`raypriv.method.baselines`) with the run config's evaluation."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -48,6 +51,7 @@ class TrialSpec(BaseModel):
     params: dict[str, Any]
     run: RunConfig
     tags: dict[str, str] = {}
+    baseline: str | None = None  # a method of raypriv.method.baselines.METHODS, e.g. "downsample_s4"
 
 
 def trial_name(number: int) -> str:
@@ -68,6 +72,15 @@ def _digest(payload: Any) -> str:
 def config_digest(run: RunConfig) -> str:
     """12 hex characters of sha256 over the resolved run config: the key results/ rows carry."""
     return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def spec_digest(spec: TrialSpec) -> str:
+    """What a trial computes, as 12 hex digits: the run config's digest, or for a baseline the run
+    config with the method (what a control or baseline result is cached by across sweeps)."""
+    if spec.baseline is None:
+        return config_digest(spec.run)
+    payload = {"run": spec.run.model_dump(mode="json"), "baseline": spec.baseline}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def sweep_id(config: SweepConfig, *, synthetic: bool, root: str | None) -> str:

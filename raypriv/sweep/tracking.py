@@ -55,7 +55,10 @@ TAG_ARM = "raypriv.arm"  # a comparison's arm
 TAG_SEED = "raypriv.seed"  # the run config's seed of a replicate
 TAG_WORKERS = "raypriv.workers"  # Ray Train workers (data-parallel ranks) of the trial
 TAG_RESUMED = "raypriv.resumed_from"  # the loop iteration a restarted worker continued from
-TAG_DIGEST = "raypriv.config_digest"  # sha256 of the resolved run config (the key of results/ rows)
+TAG_DIGEST = "raypriv.config_digest"  # sha256 of the resolved run config (a baseline's: + its method)
+TAG_CONFIRMS = "raypriv.confirms"  # a confirmation run: the screening trial it re-runs at the full protocol
+TAG_CACHED = "raypriv.cached_from"  # a control or baseline run whose metrics are another sweep's run's
+TAG_DATA = "raypriv.data"  # what a child run trained on: "synthetic" or the real data's root
 TAG_PARENT = "mlflow.parentRunId"
 PROGRESS_METRIC = "train/loss_target"  # logged at every adversarial iteration: how far a trial's run got
 
@@ -90,6 +93,13 @@ class Locations:
         if self.artifact_root is None:
             return f"open the MLflow server at {redact(self.tracking_uri)}"
         return f"mlflow ui --backend-store-uri {self.tracking_uri} --host 127.0.0.1 --port 5000"
+
+    def mlflow_ui_address(self, path: str) -> str:
+        """Where `path` (`ui_path`) opens: on `mlflow_ui_command`'s server, or on the tracking server."""
+        if self.artifact_root is not None:
+            return f"http://127.0.0.1:5000/{path}"
+        server = redact(self.tracking_uri).rstrip("/")
+        return f"{server}/{path}" if server.startswith(("http://", "https://")) else path
 
 
 def locations(home: str | Path | None = None, optuna_storage: str | None = None,
@@ -176,8 +186,17 @@ def provenance_tags() -> dict[str, str]:
     return tags
 
 
-# MLflow's UI opens an experiment with this tag in its model-training view (not the GenAI one).
+# Marks the experiment as model training (not GenAI) for MLflow and its API. MLflow 3.17's UI
+# ignores the tag when it picks a view: it opens in the workflow chosen in its sidebar (a browser
+# setting, GenAI at first) unless the address says `?workflowType=machine_learning`, so every
+# address raypriv prints or writes carries that (`ui_path`; tests/test_mlflow_browser.py checks it).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def ui_path(experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's address of an experiment or run, relative to the server, in the training view."""
+    return f"#/experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "") + f"?{TRAINING_VIEW}"
 
 
 def ensure_experiment(mlflow_client, name: str, artifact_root: Path | None) -> str:
@@ -382,10 +401,15 @@ class TrialRun:
 
 # --- The Pareto report from and to MLflow ---------------------------------------------------------
 
+def is_screening(run) -> bool:
+    """A sweep's screening trial (a child run without a stage is one: sweeps before the confirmation stage)."""
+    return run.data.tags.get(TAG_STAGE, "screen") == "screen"
+
+
 def records_from_runs(runs: Sequence[Any]) -> list[TrialRecord]:
-    """MLflow child runs -> records, in trial-number order."""
+    """A sweep's screening child runs -> records, in trial-number order (other stages are left out)."""
     out = []
-    for run in runs:
+    for run in filter(is_screening, runs):
         m, tags = run.data.metrics, run.data.tags
         out.append(TrialRecord(
             run_id=run.info.run_id, trial=tags.get(TAG_TRIAL, run.info.run_name), number=int(tags.get(TAG_NUMBER, -1)),
@@ -396,17 +420,79 @@ def records_from_runs(runs: Sequence[Any]) -> list[TrialRecord]:
     return sorted(out, key=lambda r: r.number)
 
 
+def run_rows(runs: Sequence[Any]) -> list[dict]:
+    """Child runs of replicates as rows: arm (`raypriv.arm`), seed, the objectives, status, worst
+    attacker, config digest, run id, then every other scalar the run logged."""
+    from raypriv.report.stats import OBJECTIVES
 
-def publish_report(mlflow_client, parent_run_id: str, report: Report) -> None:
-    """Log the report's files and hypervolume on the parent run; tag every child run on or off the front."""
+    rows = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        row = {"arm": tags.get(TAG_ARM, ""), "seed": int(tags.get(TAG_SEED, -1)),
+               **{k: metrics.get(k, math.nan) for k in OBJECTIVES},
+               "status": run.info.status, "worst_attacker": tags.get("worst_attacker", ""),
+               "config_digest": tags.get(TAG_DIGEST, ""), "run_id": run.info.run_id}
+        row.update({k: v for k, v in sorted(metrics.items()) if k not in row})
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["arm"], r["seed"]))
+
+
+def replicated_groups(runs: Sequence[Any]) -> list:
+    """A sweep's confirmation-stage child runs that FINISHED, grouped by what they replicate (their
+    `raypriv.arm`: the confirmed screening trial, the control arm, the baseline method), each
+    summarised over its seeds (`raypriv.report.confirmed.Replicated`)."""
+    from raypriv.report.confirmed import STAGES, Replicated
+    from raypriv.report.stats import summarise
+
+    finished = [r for r in runs if r.data.tags.get(TAG_STAGE) in STAGES and r.info.status == "FINISHED"]
+    rows = run_rows(finished)
+    by_arm = {r.data.tags.get(TAG_ARM, ""): r for r in finished}
+    arms = sorted(by_arm)
+    groups = []
+    for summary in summarise(rows, arms):
+        run = by_arm[summary.arm]
+        stage = run.data.tags[TAG_STAGE]
+        groups.append(Replicated(stage, summary, tuple(r["run_id"] for r in rows if r["arm"] == summary.arm),
+                                 dict(run.data.params) if stage == "confirm" else {}))
+    return groups
+
+
+def publish_report(mlflow_client, parent_run_id: str, report: Report):
+    """Log the report on the parent run (files; plots with `log_figure`; the hypervolume; Kendall τ),
+    set the run's description to the front as a Markdown table, tag every child run on or off the
+    front, and register the confirmed front's degraders (`raypriv.sweep.registry`): returns the
+    `RegisteredFront`, or None without a confirmed front."""
     from mlflow.entities import Metric
 
+    from raypriv.report.front import front_markdown
+    from raypriv.report.render import HTML_KWARGS
+
     for path in report.files:
-        mlflow_client.log_artifact(parent_run_id, str(path), artifact_path="front" if path.parent.name == "front" else None)
+        if path.name in report.figures:
+            save = HTML_KWARGS if path.suffix == ".html" else {"dpi": 110}
+            mlflow_client.log_figure(parent_run_id, report.figures[path.name], path.name, save_kwargs=save)
+        else:
+            mlflow_client.log_artifact(parent_run_id, str(path), artifact_path="front" if path.parent.name == "front" else None)
     if report.hypervolume:
         mlflow_client.log_batch(parent_run_id, metrics=[Metric("hypervolume", hv, 0, n) for n, hv in report.hypervolume])
     for r in report.records:
         mlflow_client.set_tag(r.run_id, TAG_PARETO, str(report.on_front.get(r.run_id, False)).lower())
+    experiment_id = mlflow_client.get_run(parent_run_id).info.experiment_id
+    mlflow_client.set_tag(parent_run_id, "mlflow.note.content", front_markdown(report, lambda run: ui_path(experiment_id, run)))
+    c = report.confirmation
+    if c is None:
+        return None
+    for g in c.of_stage("confirm"):
+        for run_id in g.run_ids:
+            mlflow_client.set_tag(run_id, TAG_PARETO, str(c.on_front[g.name]).lower())
+    taus = [Metric(f"kendall_tau/{k}", v, 0, 0) for k, v in c.rank_agreement.items() if math.isfinite(v)]
+    if taus:
+        mlflow_client.log_batch(parent_run_id, metrics=taus)
+    if not c.front:
+        return None
+    from raypriv.sweep.registry import register_front
+
+    return register_front(mlflow_client, report, experiment_id)
 
 
 def report_from_mlflow(mlflow_client, experiment_id: str, parent_run_id: str, sweep: str, out_dir: Path, *,
@@ -416,25 +502,28 @@ def report_from_mlflow(mlflow_client, experiment_id: str, parent_run_id: str, sw
 
     runs = child_runs(mlflow_client, experiment_id, parent_run_id)
     records = records_from_runs(runs)
+    groups = replicated_groups(runs)
+    # Configs for front/*.yaml: the screening front's, or each confirmed configuration's first replicate's.
+    wanted = [g.run_ids[0] for g in groups if g.stage == "confirm"] if groups else \
+        [record.run_id for record, on_front in zip(records, front_mask(records)) if on_front]
     configs = {}
     with tempfile.TemporaryDirectory() as tmp, scoped_env(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false"):
-        for record, on_front in zip(records, front_mask(records)):
-            if on_front:
-                path = mlflow_client.download_artifacts(record.run_id, "config.yaml", tmp)
-                configs[record.run_id] = yaml.safe_load(Path(path).read_text())
+        for run_id in wanted:
+            path = mlflow_client.download_artifacts(run_id, "config.yaml", tmp)
+            configs[run_id] = yaml.safe_load(Path(path).read_text())
     with_chance = [r.data.metrics for r in runs if "chance_privacy" in r.data.metrics]
     chance = (with_chance[0]["chance_target"], with_chance[0]["chance_privacy"]) if with_chance else (math.nan, math.nan)
     parent = mlflow_client.get_run(parent_run_id).data.params
     return build_report(
         records, out_dir, sweep=sweep, configs=configs, experiment=parent.get("experiment", "sbu"),
         profile=parent.get("profile") or None, data_args=parent.get("data_args", ""),
-        baselines=read_baselines(baselines) if baselines else (), chance=chance,
+        baselines=read_baselines(baselines) if baselines else (), chance=chance, confirmed=groups,
     )
 
 
 def rebuild_report(experiment: str, sweep: str | None, locations, *, baselines: str | Path | None = None):
     """`raypriv pareto`: the report of `sweep` (default: the latest sweep of `experiment`), rebuilt from
-    MLflow and logged again on its parent run. Returns (report, parent run id)."""
+    MLflow and logged again on its parent run. Returns (report, parent run, `RegisteredFront` or None)."""
     c = client(locations.tracking_uri)
     found = c.get_experiment_by_name(experiment)
     if found is None:
@@ -446,5 +535,5 @@ def rebuild_report(experiment: str, sweep: str | None, locations, *, baselines: 
         raise LookupError(f"no sweep {sweep!r} in experiment {experiment!r} of {redact(locations.tracking_uri)}")
     report = report_from_mlflow(c, found.experiment_id, parent.info.run_id, sweep, locations.report_dir(sweep),
                                 baselines=baselines)
-    publish_report(c, parent.info.run_id, report)
-    return report, parent.info.run_id
+    registered = publish_report(c, parent.info.run_id, report)
+    return report, parent.info, registered

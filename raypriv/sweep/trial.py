@@ -30,6 +30,7 @@ from ray.tune.search.optuna import OptunaSearch
 from raypriv.sweep.config import apply_params
 from raypriv.sweep.distributed import ProcessGroupConfig
 from raypriv.sweep.plan import SweepPlan, TrialSpec, trial_name
+from raypriv.sweep.tracking import TAG_STAGE
 from raypriv.sweep.worker import OBJECTIVES, train_worker
 
 TRIAL_NUMBER = "trial_number"  # config key of a sampled trial: its Optuna trial number (`OptunaSpace`)
@@ -78,13 +79,14 @@ def tune_trial_name(trial) -> str:
 
 
 def trial_spec(config: dict[str, Any], plan: SweepPlan) -> TrialSpec:
-    """The trial a Tune config stands for: fixed in the config, or sampled over the plan's run config."""
+    """The trial a Tune config stands for: fixed in the config, or sampled over the plan's run config
+    (a screening trial, tagged `raypriv.stage` = screen)."""
     if SPEC in config:
         return TrialSpec.model_validate(config[SPEC])
     number = int(config[TRIAL_NUMBER])
     params = {name: config[name] for name in plan.space}
     run = apply_params(plan.run, plan.space, params, source=f"{plan.sweep_id} {trial_name(number)}")
-    return TrialSpec(name=trial_name(number), number=number, params=params, run=run)
+    return TrialSpec(name=trial_name(number), number=number, params=params, run=run, tags={TAG_STAGE: "screen"})
 
 
 def run_trial(config: dict[str, Any], plan: SweepPlan) -> None:

@@ -1,5 +1,7 @@
 """One trial, Ray Train side: the worker that runs `raypriv.method.run.run_training` on its rank of the
 trial's process group and, on rank 0 only, records the trial in its MLflow child run (`TrialRun`).
+A baseline trial (`TrialSpec.baseline`, a sweep's confirmation stage) evaluates that hand-made
+baseline instead (`raypriv.method.baselines.run_baselines`, one method) on rank 0.
 
 Checkpoints: the loop hands its state to `on_checkpoint` after pre-training and every
 `adversarial.checkpoint_every` iterations; rank 0 reports it as a Ray Train checkpoint
@@ -26,6 +28,7 @@ from typing import Any
 
 import ray.train
 import torch
+import yaml
 
 from raypriv.sweep.distributed import join_process_group
 from raypriv.sweep.plan import SweepPlan, TrialSpec
@@ -54,12 +57,12 @@ def train_worker(config: dict[str, Any]) -> None:
 
 
 def _start_record(plan: SweepPlan, trial: TrialSpec, world: int):
-    from raypriv.sweep.plan import config_digest
+    from raypriv.sweep.plan import spec_digest
     from raypriv.sweep.tracking import TAG_DIGEST, TAG_WORKERS, TrialRun
 
     return TrialRun.start(plan.tracking_uri, plan.experiment_id, plan.parent_run_id, sweep=plan.sweep_id,
                           trial=trial.name, number=trial.number, params=trial.params,
-                          tags={**plan.tags, **trial.tags, TAG_WORKERS: str(world), TAG_DIGEST: config_digest(trial.run)})
+                          tags={**plan.tags, **trial.tags, TAG_WORKERS: str(world), TAG_DIGEST: spec_digest(trial)})
 
 
 def _train(plan: SweepPlan, trial: TrialSpec, record) -> None:
@@ -79,6 +82,9 @@ def _train(plan: SweepPlan, trial: TrialSpec, record) -> None:
             resume = torch.load(Path(folder) / LOOP_STATE, weights_only=True)
         if record:
             record.resumed_from(int(resume["iteration"]))
+    if trial.baseline is not None:
+        _evaluate_baseline(plan, trial, record)
+        return
 
     # About ten progress reports per trial reach Tune's table (each costs a round trip and a log
     # line); MLflow gets every iteration.
@@ -106,6 +112,40 @@ def _train(plan: SweepPlan, trial: TrialSpec, record) -> None:
         if record:
             record.log_result(metrics, [out / name for name in ARTIFACTS], full_budget=bool(final["full_budget"]))
         _report(final, out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _evaluate_baseline(plan: SweepPlan, trial: TrialSpec, record) -> None:
+    """Rank 0 evaluates the baseline with the run config's two-fold evaluation (the attackers a
+    degrader trained with this config would face, as `raypriv baselines` does); other ranks only
+    report alongside it (Tune keeps rank 0's result). `run_baselines` draws the synthetic clips and
+    the attackers with one seed, the trial's `seed` (its spec sets `data.seed` to the same value)."""
+    from raypriv.method.baselines import run_baselines
+    from raypriv.method.models import budget_model_names, families_of
+    from raypriv.method.run import evaluation_workers, run_attackers
+
+    cfg = trial.run
+    out = Path(tempfile.mkdtemp(prefix=f"raypriv-{trial.name}-"))
+    try:
+        if ray.train.get_context().get_world_rank() != 0:
+            _report({"iteration": 0, **{k: math.nan for k in OBJECTIVES}}, out)
+            return
+        started = time.perf_counter()
+        families = families_of(budget_model_names(cfg.budget))
+        (row,) = run_baselines(
+            cfg.data.preset, seed=cfg.seed, methods=[trial.baseline], attackers=run_attackers(cfg, families),
+            video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
+            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
+            workers=evaluation_workers(cfg), out_dir=out)
+        metrics = {**row.result.as_dict(), "baseline": trial.baseline, "attackers": list(row.result.privacy_per_attacker),
+                   "seconds": {"evaluation": row.result.seconds, "total": time.perf_counter() - started}}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        if record:
+            record.log_result(metrics, [out / name for name in ("metrics.json", "config.yaml", "baselines.csv")],
+                              full_budget=True)
+        _report(_final_report(metrics, trial), out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -148,7 +188,7 @@ def _final_report(metrics: dict[str, Any], trial: TrialSpec) -> dict[str, Any]:
         "target_acc": metrics["target_acc"],
         "target_acc_fresh": metrics["target_acc_fresh"],
         "privacy_acc": metrics["privacy_acc"],
-        "full_budget": float(iterations == trial.run.adversarial.iterations),
+        "full_budget": float(trial.baseline is not None or iterations == trial.run.adversarial.iterations),
         "diverged": 0.0,
         "trainer_seconds": metrics["seconds"]["total"],
     }
