@@ -34,7 +34,6 @@ least 3 sequences appears in every split.
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
 from collections import defaultdict
@@ -43,11 +42,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
 from raypriv.method.data.presets import Preset, get_preset
+from raypriv.method.data.roots import SYNTHETIC_HINT, resolve_root
+from raypriv.method.data.transforms import resize_frames
 from raypriv.method.data.types import SBU_ACTIONS, SBU_PAIRS, SPLITS, Sample
 
 ROOT_ENV = "RAYPRIV_SBU_ROOT"
@@ -57,7 +57,6 @@ _PAIR_RE = re.compile(r"^s(\d{2})s(\d{2})$")
 _FRAME_RE = re.compile(r"^rgb_(\d+)\.png$")
 _PAIR_INDEX = {pair: index for index, pair in enumerate(SBU_PAIRS)}
 _LAYOUT = "ROOT/sXXsYY/AA/NNN/rgb_NNNNNN.png (see the raypriv.method.data.sbu docstring)"
-_SYNTHETIC_HINT = "pass --synthetic (or synthetic=True) to use the embedded stand-in"
 
 
 @dataclass(frozen=True)
@@ -135,26 +134,7 @@ class SBUKinect(Dataset):
 
 
 def _resolve_root(root: str | Path | None) -> Path:
-    if root is None or str(root) == "":
-        root = os.environ.get(ROOT_ENV) or None
-    if root is None:
-        raise FileNotFoundError(
-            f"no SBU Kinect root given: pass root=<folder or s3://bucket/prefix> or set ${ROOT_ENV} "
-            f"(expected layout {_LAYOUT}); {_SYNTHETIC_HINT}"
-        )
-    if str(root).startswith("s3://"):
-        from raypriv.method.data.storage import sync_s3_prefix  # boto3 only when S3 is used
-
-        try:
-            return sync_s3_prefix(str(root))
-        except FileNotFoundError as err:
-            raise FileNotFoundError(f"{err}; {_SYNTHETIC_HINT}") from err
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"SBU Kinect root {path} does not exist or is not a folder; expected {_LAYOUT}; {_SYNTHETIC_HINT}"
-        )
-    return path
+    return resolve_root(root, env=ROOT_ENV, name="SBU Kinect", layout=_LAYOUT)
 
 
 def _scan_sequences(root: Path) -> list[SBUSequence]:
@@ -162,7 +142,7 @@ def _scan_sequences(root: Path) -> list[SBUSequence]:
     if not any(_PAIR_RE.match(folder.name) for folder in pair_dirs):
         raise FileNotFoundError(
             f"{root} has no participant-pair folders (sXXsYY, e.g. s01s02); expected {_LAYOUT}; "
-            f"{_SYNTHETIC_HINT}"
+            f"{SYNTHETIC_HINT}"
         )
     sequences = []
     for pair_dir in pair_dirs:
@@ -254,6 +234,4 @@ def _load_frame(path: Path, size: tuple[int, int]) -> torch.Tensor:
     except (OSError, ValueError) as err:
         raise ValueError(f"cannot read frame {path} ({err}); expected an RGB PNG image") from err
     frame = torch.from_numpy(pixels).permute(2, 0, 1).float().div_(255)
-    if tuple(frame.shape[1:]) != size:
-        frame = F.interpolate(frame[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-    return frame.clamp_(0, 1)
+    return resize_frames(frame[None], size)[0].clamp_(0, 1)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from raypriv.method.data.drawing import body_parts, bump, capsule, hsv, lerp, light, skeleton
 from raypriv.method.data.presets import Preset, get_preset
 from raypriv.method.data.types import SBU_ACTIONS, SBU_PAIRS, SPLITS, Sample
 
@@ -62,28 +63,21 @@ def make_appearance(appearance_seed: int = DEFAULT_APPEARANCE_SEED) -> Appearanc
     # Hues spread evenly round the colour wheel (then shuffled) so no two shirts are near-twins.
     hues = (np.arange(NUM_ACTORS) / NUM_ACTORS + rng.uniform()) % 1.0
     rng.shuffle(hues)
-    shirt = [_hsv(h, rng.uniform(0.55, 0.9), rng.uniform(0.55, 0.9)) for h in hues]
-    trousers = [_hsv(rng.uniform(), rng.uniform(0.2, 0.7), rng.uniform(0.15, 0.45)) for _ in range(NUM_ACTORS)]
+    shirt = [hsv(h, rng.uniform(0.55, 0.9), rng.uniform(0.55, 0.9)) for h in hues]
+    trousers = [hsv(rng.uniform(), rng.uniform(0.2, 0.7), rng.uniform(0.15, 0.45)) for _ in range(NUM_ACTORS)]
     skin = [_SKIN_TONES[i] for i in rng.integers(0, len(_SKIN_TONES), NUM_ACTORS)]
     pattern = rng.permutation(np.arange(NUM_ACTORS) % 5)
     return Appearance(
         shirt=torch.tensor(shirt, dtype=torch.float32),
         trousers=torch.tensor(trousers, dtype=torch.float32),
         skin=torch.tensor(skin, dtype=torch.float32),
-        hair=torch.tensor([_hsv(rng.uniform(0.0, 0.15), rng.uniform(0.3, 0.8), rng.uniform(0.05, 0.35))
+        hair=torch.tensor([hsv(rng.uniform(0.0, 0.15), rng.uniform(0.3, 0.8), rng.uniform(0.05, 0.35))
                            for _ in range(NUM_ACTORS)], dtype=torch.float32),
         pattern=torch.as_tensor(pattern, dtype=torch.int64),
         pattern_contrast=torch.as_tensor(rng.uniform(0.25, 0.45, NUM_ACTORS), dtype=torch.float32),
         height=torch.as_tensor(rng.uniform(0.88, 1.1, NUM_ACTORS), dtype=torch.float32),
         build=torch.as_tensor(rng.uniform(0.8, 1.3, NUM_ACTORS), dtype=torch.float32),
     )
-
-
-def _hsv(h: float, s: float, v: float) -> tuple[float, float, float]:
-    i = int(h * 6) % 6
-    f = h * 6 - math.floor(h * 6)
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    return [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)][i]
 
 
 def labels_for(index: int) -> tuple[int, int]:
@@ -154,10 +148,7 @@ class SyntheticSBU(Dataset):
 
 
 # --- rendering ---------------------------------------------------------------------------------
-# Body proportions in units of body height (the figure is about 0.6 of the frame tall).
-_HIP, _NECK, _HEAD_UP, _HEAD_R = 0.47, 0.80, 0.09, 0.075
-_UPPER_ARM, _FOREARM, _THIGH, _SHIN = 0.19, 0.17, 0.25, 0.24
-_ARM_R, _LEG_R, _TORSO_R, _HAND_R, _OBJECT_R = 0.022, 0.027, 0.085, 0.032, 0.04
+_OBJECT_R = 0.04  # the exchanged object's radius, in units of body height
 
 
 def render_clips(
@@ -185,16 +176,6 @@ def render_clips(
     return clips, masks
 
 
-def _lerp(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * u
-
-
-def _bump(tau: torch.Tensor, start: float, end: float) -> torch.Tensor:
-    """0 outside [start, end], a smooth sin^2 hump of height 1 inside."""
-    x = ((tau - start) / (end - start)).clamp(0, 1)
-    return torch.sin(math.pi * x) ** 2
-
-
 def _render(u, actions, identities, preset: Preset, app: Appearance):
     """RGB clips [n, 3, t, h, w] in [0, 1] and face / body coverage [n, t, h, w] from the draws `u`."""
     n, t, h, w = len(u), preset.frames, preset.height, preset.width
@@ -204,35 +185,35 @@ def _render(u, actions, identities, preset: Preset, app: Appearance):
     motion = _motion_curves(actions, clip)
     actors = _pose_actors(clip, motion, identities, app, tt)
     img, face, body = _draw_scene(u, clip, actors, motion, app, t, h, w, scale)
-    return _light(img, u, tt).clamp(0, 1), face, body
+    return light(img, u, tt).clamp(0, 1), face, body
 
 
 def _nuisances(u: torch.Tensor, tt: torch.Tensor) -> dict:
     """Per-clip nuisances (each column of u is one independent draw), and the action time tau."""
-    speed = _lerp(u[:, 0:1], 0.75, 1.0)
-    start = _lerp(u[:, 1:2], 0.0, 1.0) * (1 - speed)
-    cam_y = _lerp(u[:, 5], -0.04, 0.04)
+    speed = lerp(u[:, 0:1], 0.75, 1.0)
+    start = lerp(u[:, 1:2], 0.0, 1.0) * (1 - speed)
+    cam_y = lerp(u[:, 5], -0.04, 0.04)
     return dict(
         tau=start + speed * tt,  # action time in [0, 1]
         left_first=u[:, 2] < 0.5,  # which actor of the pair stands on the left
         active_left=u[:, 3] < 0.5,  # which one performs the action
-        cam_x=_lerp(u[:, 4], -0.05, 0.05),
-        zoom=_lerp(u[:, 6], 0.9, 1.08),
-        gap=_lerp(u[:, 7], 0.26, 0.36),  # distance between the two actors
+        cam_x=lerp(u[:, 4], -0.05, 0.05),
+        zoom=lerp(u[:, 6], 0.9, 1.08),
+        gap=lerp(u[:, 7], 0.26, 0.36),  # distance between the two actors
         ground=0.86 + cam_y,
         # Idle sway: small arm and body motion of both actors, independent of the action.
-        sway_amp=_lerp(u[:, 8:10], 0.05, 0.3),  # [n, 2] per actor (left, right)
-        sway_freq=_lerp(u[:, 10:12], 0.5, 2.0),
+        sway_amp=lerp(u[:, 8:10], 0.05, 0.3),  # [n, 2] per actor (left, right)
+        sway_freq=lerp(u[:, 10:12], 0.5, 2.0),
         sway_phase=u[:, 12:14] * 2 * math.pi,
         # Distractor: the passive actor half-raises an arm at a random time in half the clips.
         distract_on=(u[:, 14] < 0.5).float(),
-        distract_t0=_lerp(u[:, 15], 0.0, 0.5),
-        distract_angle=_lerp(u[:, 16], 0.5, 1.2),
-        drift=_lerp(u[:, 17], -0.04, 0.04),  # both actors drift together (camera pan)
+        distract_t0=lerp(u[:, 15], 0.0, 0.5),
+        distract_angle=lerp(u[:, 16], 0.5, 1.2),
+        drift=lerp(u[:, 17], -0.04, 0.04),  # both actors drift together (camera pan)
         # Each actor also shifts on its own by up to as much as an action's step, so how far the
         # two bodies move (a coarse cue that survives downsampling) is not enough to tell the action;
         # gait, facing and limbs (fine cues) are.
-        own_drift=_lerp(u[:, 30:32], -0.045, 0.045),  # [n, 2] per actor (left, right)
+        own_drift=lerp(u[:, 30:32], -0.045, 0.045),  # [n, 2] per actor (left, right)
     )
 
 
@@ -245,21 +226,21 @@ def _motion_curves(actions: torch.Tensor, clip: dict) -> dict:
     walk = (is_("approaching") + is_("departing"))
     step_a = 0.05 * (is_("approaching") - is_("departing")) * tau.clamp(0, 1)  # towards B is +
     gait = walk * torch.sin(2 * math.pi * 2 * tau) * 0.45
-    hug = is_("hugging") * _bump(tau, 0.1, 1.3).where(tau < 0.7, torch.ones_like(tau))
+    hug = is_("hugging") * bump(tau, 0.1, 1.3).where(tau < 0.7, torch.ones_like(tau))
     step_a = step_a + 0.03 * hug
-    step_b = 0.03 * hug - 0.015 * (is_("pushing") * _bump(tau, 0.35, 1.2) + is_("punching") * _bump(tau, 0.4, 1.0))
+    step_b = 0.03 * hug - 0.015 * (is_("pushing") * bump(tau, 0.35, 1.2) + is_("punching") * bump(tau, 0.4, 1.0))
 
     # Arm angles: shoulder angle from hanging down (0) towards the other actor (pi/2 = horizontal),
     # elbow flex. Near arm (towards the other actor) and far arm.
-    push = is_("pushing") * _bump(tau, 0.15, 0.85)
-    punch = is_("punching") * (_bump(tau, 0.2, 0.45) + _bump(tau, 0.55, 0.8))
-    shake = is_("shaking_hands") * _bump(tau, 0.1, 1.1).where(tau < 0.6, torch.ones_like(tau))
+    push = is_("pushing") * bump(tau, 0.15, 0.85)
+    punch = is_("punching") * (bump(tau, 0.2, 0.45) + bump(tau, 0.55, 0.8))
+    shake = is_("shaking_hands") * bump(tau, 0.1, 1.1).where(tau < 0.6, torch.ones_like(tau))
     shake_wobble = shake * 0.25 * torch.sin(2 * math.pi * 3 * tau)
-    give = is_("exchanging") * _bump(tau, 0.05, 0.95)
-    kick = is_("kicking") * _bump(tau, 0.25, 0.75)
+    give = is_("exchanging") * bump(tau, 0.05, 0.95)
+    kick = is_("kicking") * bump(tau, 0.25, 0.75)
     # Distractor gesture of the passive actor (never part of any action's definition).
     t0 = clip["distract_t0"].view(n, 1)
-    dis = clip["distract_on"].view(n, 1) * _bump((tau - t0) / 0.5, 0.0, 1.0)
+    dis = clip["distract_on"].view(n, 1) * bump((tau - t0) / 0.5, 0.0, 1.0)
     return dict(
         step_a=step_a, step_b=step_b, gait=gait, exchanging=is_("exchanging"),
         facing_away_a=is_("departing").view(n) > 0,
@@ -272,7 +253,7 @@ def _motion_curves(actions: torch.Tensor, clip: dict) -> dict:
         far_sh_b=1.5 * hug + dis * clip["distract_angle"].view(n, 1),
         far_el_b=1.1 * hug + dis * 0.8,
         kick_leg_a=0.9 * kick,
-        kick_knee_a=0.6 * kick * (1 - _bump(tau, 0.4, 0.6)),
+        kick_knee_a=0.6 * kick * (1 - bump(tau, 0.4, 0.6)),
     )
 
 
@@ -297,7 +278,7 @@ def _pose_actors(clip: dict, m: dict, identities: torch.Tensor, app: Appearance,
         # A departing actor turns away: its "towards the other" direction flips.
         face_dir = torch.full((n, 1), facing)
         face_dir = torch.where((active & m["facing_away_a"]).view(n, 1), -face_dir, face_dir)
-        actors.append((_skeleton(
+        actors.append((skeleton(
             x=x, ground=clip["ground"].view(n, 1),
             height=0.6 * clip["zoom"].view(n, 1) * app.height[actor_id].view(n, 1),
             build=app.build[actor_id].view(n, 1), face_dir=face_dir,
@@ -317,9 +298,9 @@ def _draw_scene(u, clip: dict, actors: list, m: dict, app: Appearance, t: int, h
     ys = (torch.arange(h, dtype=torch.float32) + 0.5) / scale
     xs = (torch.arange(w, dtype=torch.float32) + 0.5) / scale
     py, px = torch.meshgrid(ys, xs, indexing="ij")  # [h, w]
-    wall = torch.stack([_lerp(u[:, 18 + c], 0.35, 0.8) for c in range(3)], 1)  # [n, 3]
+    wall = torch.stack([lerp(u[:, 18 + c], 0.35, 0.8) for c in range(3)], 1)  # [n, 3]
     wall = 0.6 * wall + 0.4 * wall.mean(1, keepdim=True)  # muted colours
-    slope = _lerp(u[:, 21], -0.25, 0.25).view(n, 1, 1, 1, 1)
+    slope = lerp(u[:, 21], -0.25, 0.25).view(n, 1, 1, 1, 1)
     img = wall.view(n, 3, 1, 1, 1) * (1 + slope * (py - 0.5))
     img = img.expand(n, 3, t, h, w).clone()
     floor = (py > clip["ground"].view(n, 1, 1, 1, 1)).float()
@@ -330,8 +311,8 @@ def _draw_scene(u, clip: dict, actors: list, m: dict, app: Appearance, t: int, h
     for joints, actor_id in actors:
         colours = {"shirt": app.shirt[actor_id], "trousers": app.trousers[actor_id], "skin": app.skin[actor_id],
                    "hair": app.hair[actor_id]}
-        for part, (p0, p1, radius, colour) in _parts(joints):
-            cov = _capsule(px, py, p0, p1, radius, scale)  # [n, t, h, w]
+        for part, (p0, p1, radius, colour) in body_parts(joints):
+            cov = capsule(px, py, p0, p1, radius, scale)  # [n, t, h, w]
             col = colours[colour].view(n, 3, 1, 1, 1)
             if part == "torso":
                 col = col * (1 + _pattern(px, py, joints, app, actor_id, scale).unsqueeze(1))
@@ -346,91 +327,9 @@ def _draw_scene(u, clip: dict, actors: list, m: dict, app: Appearance, t: int, h
     hand_b = torch.where(left_active, b_hand, a_hand)
     obj = torch.where((clip["tau"] < 0.5).unsqueeze(-1), hand_a, hand_b)
     obj_r = _OBJECT_R * 0.6 * clip["zoom"].view(n, 1)
-    cov = _capsule(px, py, obj, obj, obj_r, scale) * m["exchanging"].view(n, 1, 1, 1)
+    cov = capsule(px, py, obj, obj, obj_r, scale) * m["exchanging"].view(n, 1, 1, 1)
     img = img + cov.unsqueeze(1) * (torch.tensor(_OBJECT_COLOUR).view(1, 3, 1, 1, 1) - img)
     return img, face, body
-
-
-def _light(img: torch.Tensor, u: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
-    """Lighting: gain per channel and a slight per-frame flicker, then sensor noise."""
-    n, t = tt.shape
-    gain = torch.stack([_lerp(u[:, 22 + c], 0.8, 1.15) for c in range(3)], 1).view(n, 3, 1, 1, 1)
-    flicker = 1 + _lerp(u[:, 25], 0.0, 0.05).view(n, 1, 1) * torch.sin(
-        2 * math.pi * _lerp(u[:, 26], 1, 4).view(n, 1) * tt + u[:, 27].view(n, 1) * 6.28
-    ).view(n, 1, t)
-    img = img * gain * flicker.view(n, 1, t, 1, 1)
-    sigma = _lerp(u[:, 28], 0.01, 0.05).view(n, 1, 1, 1, 1)
-    # Each clip's noise comes from its own generator, so a clip never depends on its chunk-mates.
-    noise = torch.stack(
-        [torch.randn(img.shape[1:], generator=torch.Generator().manual_seed(int(ui[29] * 2**31))) for ui in u]
-    ) if n else torch.zeros_like(img)
-    return img + sigma * noise
-
-
-def _skeleton(*, x, ground, height, build, face_dir, near_sh, near_el, far_sh, far_el, gait, kick, kick_knee, lean):
-    """Joint positions [n, t, 2] (x right, y down) of one actor from its angles."""
-    hy = ground - _HIP * height
-    ny = ground - _NECK * height
-    hip = torch.stack([x, hy.expand_as(x)], -1)
-    neck = torch.stack([x + face_dir * lean * height, ny.expand_as(x)], -1)
-    head = neck + torch.stack([torch.zeros_like(x), -_HEAD_UP * height.expand_as(x)], -1)
-    shoulder = neck + torch.stack([torch.zeros_like(x), 0.03 * height.expand_as(x)], -1)
-    # Hair on the back and top of the head: the only thing that shows which way an actor faces.
-    r = _HEAD_R * height.expand_as(x)
-    hair = head + torch.stack([-face_dir * 0.45 * r, -0.35 * r], -1)
-
-    def limb(root, angle, flex, l1, l2, flex_sign):
-        # angle 0 = hanging straight down, positive swings towards face_dir.
-        d1 = torch.stack([face_dir * torch.sin(angle), torch.cos(angle)], -1)
-        a2 = angle + flex_sign * flex
-        d2 = torch.stack([face_dir * torch.sin(a2), torch.cos(a2)], -1)
-        mid = root + d1 * (l1 * height).unsqueeze(-1)
-        return mid, mid + d2 * (l2 * height).unsqueeze(-1)
-
-    near_elbow, near_hand = limb(shoulder, near_sh, near_el, _UPPER_ARM, _FOREARM, 1.0)
-    far_elbow, far_hand = limb(shoulder, far_sh, far_el, _UPPER_ARM, _FOREARM, 1.0)
-    front_knee, front_foot = limb(hip, 0.15 + gait + kick, 0.2 * gait.abs() - kick_knee.clamp(max=0), _THIGH, _SHIN, -1.0)
-    back_knee, back_foot = limb(hip, -0.15 - gait, 0.2 * gait.abs() + 0.1, _THIGH, _SHIN, -1.0)
-    return {
-        "height": height, "build": build, "hip": hip, "neck": neck, "head": head, "hair": hair,
-        "shoulder": shoulder, "near_elbow": near_elbow, "near_hand": near_hand,
-        "far_elbow": far_elbow, "far_hand": far_hand, "front_knee": front_knee,
-        "front_foot": front_foot, "back_knee": back_knee, "back_foot": back_foot,
-    }
-
-
-def _parts(j):
-    """Drawing order (back to front): far arm, legs, torso, head, near arm, hands."""
-    hgt, build = j["height"], j["build"]
-    arm_r, leg_r = _ARM_R * hgt, _LEG_R * hgt * build
-    return [
-        ("far_upper_arm", (j["shoulder"], j["far_elbow"], arm_r, "shirt")),
-        ("far_forearm", (j["far_elbow"], j["far_hand"], arm_r, "shirt")),
-        ("far_hand", (j["far_hand"], j["far_hand"], _HAND_R * hgt, "skin")),
-        ("back_thigh", (j["hip"], j["back_knee"], leg_r, "trousers")),
-        ("back_shin", (j["back_knee"], j["back_foot"], leg_r, "trousers")),
-        ("front_thigh", (j["hip"], j["front_knee"], leg_r, "trousers")),
-        ("front_shin", (j["front_knee"], j["front_foot"], leg_r, "trousers")),
-        ("torso", (j["neck"], j["hip"], _TORSO_R * hgt * build, "shirt")),
-        ("head", (j["head"], j["head"], _HEAD_R * hgt, "skin")),
-        ("hair", (j["hair"], j["hair"], 0.75 * _HEAD_R * hgt, "hair")),
-        ("near_upper_arm", (j["shoulder"], j["near_elbow"], arm_r, "shirt")),
-        ("near_forearm", (j["near_elbow"], j["near_hand"], arm_r, "shirt")),
-        ("near_hand", (j["near_hand"], j["near_hand"], _HAND_R * hgt, "skin")),
-    ]
-
-
-def _capsule(px, py, p0, p1, radius, scale: float) -> torch.Tensor:
-    """Anti-aliased coverage [n, t, h, w] of the capsule p0-p1 ([n, t, 2]) of `radius` ([n, 1])."""
-    ax, ay = p0[..., 0, None, None], p0[..., 1, None, None]
-    dx, dy = (p1 - p0)[..., 0, None, None], (p1 - p0)[..., 1, None, None]
-    qx, qy = px - ax, py - ay
-    length2 = (dx * dx + dy * dy).clamp_min(1e-12)
-    s = ((qx * dx + qy * dy) / length2).clamp(0, 1)
-    dist = torch.sqrt((qx - s * dx) ** 2 + (qy - s * dy) ** 2)
-    r = radius.view(*radius.shape, 1, 1) if radius.dim() == 2 else radius
-    # Coverage ramps over one pixel around the edge, so a sub-pixel limb is drawn faint, not lost.
-    return ((r - dist) * scale + 0.5).clamp(0, 1)
 
 
 def _pattern(px, py, joints, app: Appearance, actor_id, scale: float) -> torch.Tensor:

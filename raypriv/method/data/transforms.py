@@ -1,4 +1,4 @@
-"""Clip transforms shared by baselines and measurements."""
+"""Clip and frame transforms shared by the data loaders, baselines and measurements."""
 
 from __future__ import annotations
 
@@ -23,3 +23,11 @@ def downsample(clips: torch.Tensor, factor: int) -> torch.Tensor:
     small = F.adaptive_avg_pool2d(frames, (-(-h // factor), -(-w // factor)))
     back = F.interpolate(small, size=(h, w), mode="nearest")
     return back.reshape(b, t, c, h, w).transpose(1, 2)
+
+
+def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """float frames `[N, C, H, W]` resized to `size` (bilinear, antialiased), as the loaders read
+    real frames and images; unchanged when they already have that size."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    return F.interpolate(frames, size=size, mode="bilinear", antialias=True, align_corners=False)
