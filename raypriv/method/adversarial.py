@@ -213,7 +213,7 @@ def pretrain_target(game: Game) -> None:
     fit = fit_classifier(nn.Sequential(game.degrader, game.target), (clips, actions), (val_clips, val_actions),
                          epochs=game.cfg.pretrain.target_epochs, lr=game.cfg.adversarial.lr_target, **_fit_kwargs(game))
     game.out.steps["target_pretrain_epochs"] = fit.epochs
-    game.out.pretrain["target_val_acc"] = fit.val_accuracy
+    game.out.pretrain["target_val_acc"] = fit.val_score
 
 
 def fit_budgets(game: Game, epochs: int, lr: float) -> list:
@@ -234,7 +234,7 @@ def pretrain_budgets(game: Game) -> None:
     """Phase 2b: the M budget models trained to confidence on the pre-trained f_d before the game."""
     for i, fit in enumerate(fit_budgets(game, game.cfg.pretrain.budget_epochs, game.cfg.adversarial.lr_budget)):
         game.out.steps[f"budget_pretrain_epochs.{i}"] = fit.epochs
-        game.out.pretrain[f"budget_val_acc.{i}"] = fit.val_accuracy
+        game.out.pretrain[f"budget_val_acc.{i}"] = fit.val_score
 
 
 def start_adversarial(game: Game) -> None:

@@ -1,9 +1,11 @@
 """The training engine every phase of raypriv runs on: one update step, batch sampling, frame
-sub-sampling, fit-to-convergence and accuracy.
+sub-sampling, fit-to-convergence and scoring (accuracy, or cMAP for a multi-label task).
 
 Algorithm 1's phases (`raypriv.method.adversarial`), the two-fold evaluation's attackers
 (`raypriv.method.evaluation`) and the baselines all train through `step` and `fit_classifier` and
-measure with `accuracy`; nothing else in raypriv updates weights.
+measure with `score` (`accuracy` for the multi-class case); nothing else in raypriv updates
+weights. What a model is trained and judged for is a `raypriv.method.tasks.Task`: its loss and
+its score (accuracy or cMAP), so the engine never branches on the kind of task.
 
 Clips stay uint8 `[N, 3, T, H, W]` on the CPU until a batch is drawn; `transform` (e.g. a
 degrader or downsampling) runs per batch on the training device.
@@ -11,8 +13,9 @@ degrader or downsampling) runs per batch on the training device.
 Data parallelism: inside a torch process group (a sweep trial with several Ray Train workers,
 `raypriv.sweep.distributed`) every rank draws the same global batch from the same random stream
 and trains on its shard of it (`shard`); `step` averages the gradients (and the loss it checks)
-over the ranks, `accuracy` scores each rank's share of the clips and sums the counts, so weights,
-early stopping and every threshold decision stay identical on all ranks. Outside a process group,
+over the ranks, `score` has each rank predict its share of the clips and gathers the logits on
+every rank (`gather_shards`), so weights, early stopping and every threshold decision stay
+identical on all ranks. Outside a process group,
 or inside `alone()`, all of this is the plain single-process path.
 """
 
@@ -27,7 +30,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
+
+from raypriv.method.tasks import MULTICLASS, Task
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 _ALONE = [False]  # inside `alone()`: this process trains by itself even within a process group
@@ -35,7 +39,7 @@ _ALONE = [False]  # inside `alone()`: this process trains by itself even within 
 
 @dataclass(frozen=True)
 class FitResult:
-    val_accuracy: float  # best validation accuracy; the returned model holds those weights
+    val_score: float  # best validation score (the task's: accuracy or cMAP); the model holds those weights
     epochs: int  # epochs run before early stopping or the cap
     best_epoch: int
 
@@ -86,6 +90,22 @@ def all_sum(values: Sequence[float]) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return t.tolist()
+
+
+def gather_shards(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The rows of all ranks, in global order, on every rank: this rank holds rows `rank::size` of
+    `n` (what `shard` dealt it). Exact for any dtype, so a score computed from them is the same
+    number on every rank."""
+    rank, size = world()
+    if size == 1:
+        return values
+    parts: list = [None] * size
+    dist.all_gather_object(parts, values.detach().cpu())
+    template = next(p for p in parts if len(p))
+    out = torch.empty((n, *template.shape[1:]), dtype=template.dtype)
+    for r, part in enumerate(parts):
+        out[r::size] = part
+    return out
 
 
 def _comm_device() -> torch.device:
@@ -217,6 +237,41 @@ _INFERENCE_CLIPS = {"cpu": 4, "cuda": 64}
 
 
 @torch.no_grad()
+def predict(
+    model: nn.Module,
+    clips: torch.Tensor,
+    *,
+    transform: Transform | None = None,
+    batch_size: int | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """`model`'s logits for every clip (on the CPU), `batch_size` clips a forward (default: per device).
+
+    On several ranks each predicts its share of the clips and the logits are gathered on all.
+    """
+    device = device or next(model.parameters()).device
+    batch_size = batch_size or _INFERENCE_CLIPS.get(torch.device(device).type, 64)
+    model.eval()
+    sync_buffers(model)
+    mine = shard(torch.arange(len(clips)))
+    logits = [model(_to_input(clips[mine[idx]], device, transform)).cpu() for idx in Batches(len(mine), batch_size)]
+    return gather_shards(torch.cat(logits) if logits else torch.empty(0), len(clips))
+
+
+def score(
+    model: nn.Module,
+    clips: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    task: Task = MULTICLASS,
+    transform: Transform | None = None,
+    batch_size: int | None = None,
+    device: torch.device | None = None,
+) -> float:
+    """`task`'s score of `model` on uint8 clips: top-1 accuracy, or cMAP for a multi-label task."""
+    return task.score(predict(model, clips, transform=transform, batch_size=batch_size, device=device), labels)
+
+
 def accuracy(
     model: nn.Module,
     clips: torch.Tensor,
@@ -227,17 +282,12 @@ def accuracy(
     device: torch.device | None = None,
 ) -> float:
     """Top-1 accuracy of `model` on uint8 clips, `batch_size` clips a forward (default: per device)."""
-    device = device or next(model.parameters()).device
-    batch_size = batch_size or _INFERENCE_CLIPS.get(torch.device(device).type, 64)
-    model.eval()
-    sync_buffers(model)
-    mine = shard(torch.arange(len(clips)))  # on several ranks, each scores its share of the clips
-    correct = 0
-    for idx in Batches(len(mine), batch_size):
-        logits = model(_to_input(clips[mine[idx]], device, transform))
-        correct += (logits.argmax(1).cpu() == labels[mine[idx]]).sum().item()
-    correct, total = all_sum([correct, len(mine)])
-    return correct / max(1, total)
+    return score(model, clips, labels, task=MULTICLASS, transform=transform, batch_size=batch_size, device=device)
+
+
+def batch_score(task: Task, logits: torch.Tensor, labels: torch.Tensor, n: int) -> float:
+    """`task`'s score of one global batch of `n` items from this rank's shard of its logits and labels."""
+    return task.score(gather_shards(logits.detach().cpu(), n), gather_shards(labels.cpu(), n))
 
 
 def fit_classifier(
@@ -254,10 +304,13 @@ def fit_classifier(
     seed: int = 0,
     device: torch.device | None = None,
     train_frames: int | None = None,
+    task: Task = MULTICLASS,
 ) -> FitResult:
     """Train `model` (in place) with AdamW + cosine schedule, keep the best-validation weights.
 
-    Stops after `patience` epochs without a better validation accuracy, or after `epochs`.
+    `task` gives the loss (cross-entropy, or binary cross-entropy for multi-label attributes) and
+    the validation score (accuracy, or cMAP). Stops after `patience` epochs without a better
+    validation score, or after `epochs`.
     `train_frames`: each training batch shows the model only this many random frames of every
     clip (a frame-averaging model sees different frames each epoch; validation uses all frames).
     """
@@ -276,12 +329,15 @@ def fit_classifier(
                 continue
             idx = shard(idx)
             logits = model(_to_input(frame_subset(clips[idx], train_frames, generator), device, transform))
-            step(F.cross_entropy(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
+            step(task.loss(logits, labels[idx].to(device)), [opt], f"fit_classifier epoch {epoch}")
         sched.step()
-        acc = accuracy(model, *val, transform=transform, device=device)
+        acc = score(model, *val, task=task, transform=transform, device=device)
         if acc > best:
             best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
         if epoch - best_epoch >= patience or best >= 1.0:
             break
+    if best_state is None:  # cMAP is NaN when no validation item has any attribute
+        raise ValueError(f"the validation score was never a number ({task.metric} {acc}): the validation "
+                         "split has no positive label to score")
     model.load_state_dict(best_state)
-    return FitResult(val_accuracy=best, epochs=epoch, best_epoch=best_epoch)
+    return FitResult(val_score=best, epochs=epoch, best_epoch=best_epoch)

@@ -5,11 +5,18 @@ where `L_B` rewards the budget models' uncertainty. The max over the M budget mo
 *most confident* one (the one whose L_B is largest): per sample, as Algorithm 1 writes it, so each
 clip suppresses the model that is surest about that clip; or, with `ensemble="batch"`, one model
 for the whole batch (the largest batch-mean L_B).
+
+Multi-label budget models (VISPR's privacy attributes, section 4.2) predict each attribute with
+its own sigmoid; their L_B is the multi-label analogue of the negative entropy: the negative
+binary entropy of every attribute, averaged over the attributes (`negative_binary_entropy`).
+Which L_B fits which privacy task is `raypriv.method.tasks.Task.privacy_losses`.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Sequence
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -30,11 +37,31 @@ def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits, dim=-1).mean(-1)
 
 
+def negative_binary_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Σ_k [p_k log p_k + (1 − p_k) log(1 − p_k)] / K per sample (`[B]`), p_k = σ(z_k): 0 when every
+    attribute is predicted with certainty, −log 2 when every one is a coin flip."""
+    log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)
+    return (log_p.exp() * log_p + log_not_p.exp() * log_not_p).mean(-1)
+
+
 # The privacy losses by the names the run config uses (`raypriv.method.config.PrivacyLoss`).
 LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "neg_entropy": negative_entropy,
     "uniform_ce": uniform_cross_entropy,
+    "neg_binary_entropy": negative_binary_entropy,
 }
+
+# The least each L_B can be, at the most uncertain prediction over `classes` outputs.
+_FLOORS: dict[str, Callable[[int], float]] = {
+    "neg_entropy": lambda classes: -math.log(classes),
+    "uniform_ce": lambda classes: math.log(classes),
+    "neg_binary_entropy": lambda classes: -math.log(2),
+}
+
+
+def privacy_floor(kind: str, classes: int) -> float:
+    """The least L_B `kind` can be for a budget model of `classes` outputs (a uniform prediction)."""
+    return _FLOORS[kind](classes)
 
 
 def privacy_loss(budget_logits: Sequence[torch.Tensor], kind: str = "neg_entropy", ensemble: str = "sample",
