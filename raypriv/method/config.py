@@ -22,10 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Privacy losses L_B of f_d's objective; `raypriv.method.losses` implements one function per name.
-PrivacyLoss = Literal["neg_entropy", "uniform_ce"]
+# neg_entropy and uniform_ce suit a multi-class privacy task (SBU's actor pair), neg_binary_entropy
+# a multi-label one (VISPR's attributes); `raypriv.method.run.check_run_config` refuses a mismatch.
+PrivacyLoss = Literal["neg_entropy", "uniform_ce", "neg_binary_entropy"]
+# Data sets that carry the target task's labels only, so the privacy labels must come from a second
+# set (`data.privacy_dataset`): the paper's cross-dataset setting (section 4.2).
+_TARGET_ONLY_DATASETS = ("ucf101",)
 
 
 class Frozen(BaseModel):
@@ -33,9 +38,22 @@ class Frozen(BaseModel):
 
 
 class DataConfig(Frozen):
-    dataset: Literal["sbu"] = "sbu"
+    """Where the two tasks' data come from: one set carrying both labels (SBU: action and actor
+    pair), or a task set and a privacy set that share only f_d (UCF-101 + VISPR, section 4.2)."""
+
+    dataset: Literal["sbu", "ucf101"] = "sbu"  # the target task's videos (Y_T); SBU's carry Y_B too
+    privacy_dataset: Literal["vispr"] | None = None  # a second set with the privacy labels Y_B (images)
     preset: Literal["tiny", "small", "laptop", "paper"] = "laptop"
     seed: int = 0  # nuisance draws of the synthetic clips / split assignment of real data
+    ucf101_fold: int = Field(1, ge=1, le=3)  # UCF-101's official train/test split (trainlist0K / testlist0K)
+    # VISPR's attributes: the paper's 17 most frequent in UCF-101, the 7 of a smart home, or all 68
+    vispr_subset: Literal["vispr17", "vispr7", "all"] = "vispr17"
+
+    @model_validator(mode="after")
+    def _privacy_labels_exist(self) -> "DataConfig":
+        if self.dataset in _TARGET_ONLY_DATASETS and self.privacy_dataset is None:
+            raise ValueError(f"dataset {self.dataset!r} has no privacy labels: set privacy_dataset (e.g. vispr)")
+        return self
 
 
 class ModelsConfig(Frozen):
