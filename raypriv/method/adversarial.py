@@ -16,13 +16,21 @@ stream it carries); `train_adversarial` is the short driver that runs them in or
    d. `restart_budgets`: every R = `restart_every` iterations all M budget models restart from
       fresh random weights and are trained on the current f_d(X) before the game resumes.
 
+The data are `RunData` (`raypriv.method.data.types`): a target pipeline (f_d + f_T on videos of
+actions) and a privacy pipeline (f_d + f_b on the privacy labels). On SBU both are one data set, so
+every phase draws one batch for both, as Algorithm 1 writes it. In the cross-dataset setting of
+section 4.2 (UCF-101 videos + VISPR images) f_d is the only thing they share: the target phases
+draw video batches, the budget phases image batches (an image is a one-frame clip), and step a
+sums L_T on a video batch and γ · L_B on an image batch. Whether the budget models are multi-class
+(softmax, accuracy) or multi-label (sigmoids, cMAP) is the privacy data's `Task`; the loop only
+calls its loss and its score.
+
 Every update goes through `raypriv.method.engine.step`, the one update rule.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,13 +41,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from raypriv.method.config import RunConfig
-from raypriv.method.engine import (Batches, accuracy, all_sum, default_device, degrade_split, fit_classifier,
-                                   frame_subset, frozen, shard, step)
-from raypriv.method.losses import privacy_loss
+from raypriv.method.data.types import RunData, as_run_data
+from raypriv.method.engine import (Batches, accuracy, all_sum, batch_score, default_device, degrade_split,
+                                   fit_classifier, frame_subset, frozen, score, shard, step)
+from raypriv.method.losses import privacy_floor, privacy_loss
 from raypriv.method.models import budget_model_names, create_model
 from raypriv.method.runtime import keep_freed_memory
 
-# split -> (uint8 clips [N, 3, T, H, W], actions [N], identities [N])
+# split -> (uint8 clips [N, 3, T, H, W], actions [N], identities [N]): one data set with both labels
 SplitTensors = Mapping[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 _VAL_CHECK_CLIPS = 128  # f_T's validation accuracy is checked on this many val clips, once per iteration
 
@@ -55,7 +64,8 @@ class Trained:
     history: list[dict[str, float]] = field(default_factory=list)  # one row per adversarial iteration
     steps: dict[str, int] = field(default_factory=dict)  # phase -> update steps taken
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
-    # pre-training's outcome: best validation accuracy of f_d + f_T (action) and of each f_b (identity)
+    # pre-training's outcome: best validation accuracy of f_d + f_T (action) and best validation
+    # score of each f_b (the privacy task's: identity accuracy, or attribute cMAP)
     pretrain: dict[str, float] = field(default_factory=dict)
 
 
@@ -64,11 +74,12 @@ class Game:
     """What Algorithm 1 carries from phase to phase: the three players, the data, one random stream."""
 
     cfg: RunConfig
-    data: SplitTensors
+    data: RunData
     device: torch.device
-    num_identities: int
     generator: torch.Generator  # batch order and frame draws of every phase
-    batches: Batches  # endless shuffled global training batches
+    batches: Batches  # endless shuffled global training batches of the target pipeline
+    # ... and of the privacy pipeline: the same object when one data set carries both labels
+    privacy_batches: Batches
     out: Trained
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     budget_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
@@ -90,17 +101,28 @@ class Game:
         return self.out.budgets
 
     def next_batch(self) -> torch.Tensor:
-        """The next global training batch's indices, this rank's share of them."""
+        """The next global training batch's indices of the target pipeline, this rank's share of them."""
         return shard(next(self.batches))
 
-    def clip_batch(self, idx: torch.Tensor, frames: int | None = None) -> torch.Tensor:
-        """Training clips `idx` (`frames` random frames of each, all when None) as floats on the device."""
-        clips = frame_subset(self.data["train"][0][idx], frames, self.generator)
+    def next_privacy_batch(self) -> torch.Tensor:
+        """The next global training batch's indices of the privacy pipeline, this rank's share of them."""
+        return shard(next(self.privacy_batches))
+
+    def next_batches(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(target, privacy) batches of one step of f_d: one batch for both on one data set."""
+        if self.data.shared:
+            idx = self.next_batch()
+            return idx, idx
+        return self.next_batch(), self.next_privacy_batch()
+
+    def clip_batch(self, idx: torch.Tensor, frames: int | None = None, pipeline: str = "target") -> torch.Tensor:
+        """Training clips `idx` of a pipeline (`frames` random frames of each, all when None) as floats on the device."""
+        clips = frame_subset(getattr(self.data, pipeline).clips("train")[idx], frames, self.generator)
         return clips.to(self.device).float().div_(255)
 
-    def labels(self, idx: torch.Tensor, task: int) -> torch.Tensor:
-        """Training labels of clips `idx`: task 1 the action, 2 the identity (columns of the split)."""
-        return self.data["train"][task][idx].to(self.device)
+    def labels(self, idx: torch.Tensor, pipeline: str = "target") -> torch.Tensor:
+        """Training labels of items `idx`: the target pipeline's actions or the privacy pipeline's labels."""
+        return getattr(self.data, pipeline).labels("train")[idx].to(self.device)
 
     def new_budgets(self, round_: int) -> list[nn.Module]:
         """The M budget models with fresh weights, seeded by the run seed, the restart round and the index."""
@@ -108,22 +130,25 @@ class Game:
         models = []
         for i, name in enumerate(self.out.budget_names):
             torch.manual_seed(self.cfg.seed * 100_003 + round_ * 1_009 + i)
-            models.append(create_model("budget", name, num_classes=self.num_identities, in_channels=channels)
-                          .to(self.device))
+            models.append(create_model("budget", name, num_classes=self.data.privacy.num_classes,
+                                       in_channels=channels).to(self.device))
         return models
 
 
-def start_game(cfg: RunConfig, data: SplitTensors, *, num_actions: int, num_identities: int,
-               device: torch.device) -> Game:
+def start_game(cfg: RunConfig, data: RunData, *, device: torch.device) -> Game:
     """Fresh f_d, f_T and M budget models, seeded by `cfg.seed`, with the run's one random stream."""
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     degrader = create_model("degrader", cfg.models.degrader).to(device)
-    target = create_model("target", cfg.models.target, num_classes=num_actions,
+    target = create_model("target", cfg.models.target, num_classes=data.target.num_classes,
                           in_channels=degrader.out_channels).to(device)
-    n = len(data["train"][0])
-    game = Game(cfg, data, device, num_identities, generator,
-                Batches(n, min(cfg.adversarial.batch_size, n), generator, drop_last=True, repeat=True),
+
+    def batches(n: int) -> Batches:
+        return Batches(n, min(cfg.adversarial.batch_size, n), generator, drop_last=True, repeat=True)
+
+    target_batches = batches(len(data.target.clips("train")))
+    privacy_batches = target_batches if data.shared else batches(len(data.privacy.clips("train")))
+    game = Game(cfg, data, device, generator, target_batches, privacy_batches,
                 Trained(degrader, target, [], budget_model_names(cfg.budget)))
     game.out.budgets[:] = game.new_budgets(0)
     return game
@@ -150,6 +175,7 @@ def game_state(game: Game, iteration: int) -> dict:
         "rng": {"generator": game.generator.get_state(), "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         "batches": game.batches.state_dict(),
+        "privacy_batches": game.privacy_batches.state_dict(),
         "target_acc": game.target_acc,
         "totals": dict(game.totals),
         "record": {"history": list(game.out.history), "steps": dict(game.out.steps),
@@ -174,6 +200,7 @@ def restore_game(game: Game, state: dict) -> int:
     if state["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     game.batches.load_state_dict(state["batches"])
+    game.privacy_batches.load_state_dict(state.get("privacy_batches", state["batches"]))
     game.target_acc = float(state["target_acc"])
     game.totals.update(state["totals"])
     record = state["record"]
@@ -209,24 +236,25 @@ def _fit_kwargs(game: Game) -> dict:
 
 def pretrain_target(game: Game) -> None:
     """Phase 2a: f_d + f_T trained on the action to their early stop on the validation split."""
-    (clips, actions, _), (val_clips, val_actions, _) = game.data["train"], game.data["val"]
-    fit = fit_classifier(nn.Sequential(game.degrader, game.target), (clips, actions), (val_clips, val_actions),
+    target = game.data.target
+    fit = fit_classifier(nn.Sequential(game.degrader, game.target), target.splits["train"], target.splits["val"],
                          epochs=game.cfg.pretrain.target_epochs, lr=game.cfg.adversarial.lr_target, **_fit_kwargs(game))
     game.out.steps["target_pretrain_epochs"] = fit.epochs
     game.out.pretrain["target_val_acc"] = fit.val_score
 
 
 def fit_budgets(game: Game, epochs: int, lr: float) -> list:
-    """Each budget model trained on the frozen f_d(X) for identity, to its early stop; their `FitResult`s.
+    """Each budget model trained on the frozen f_d(X) for the privacy task, to its early stop; their
+    `FitResult`s.
 
     f_d is frozen here: both splits are degraded once (as the evaluation does) rather than every
     batch of every epoch of each of the M models.
     """
-    (clips, _, ids), (val_clips, _, val_ids) = game.data["train"], game.data["val"]
+    privacy = game.data.privacy
     transform = frozen(game.degrader)
-    train, val = degrade_split(transform, clips, game.device), degrade_split(transform, val_clips, game.device)
-    return [fit_classifier(b, (train, ids), (val, val_ids), epochs=epochs, lr=lr,
-                           train_frames=game.cfg.adversarial.budget_frames, **_fit_kwargs(game))
+    train, val = (degrade_split(transform, privacy.clips(s), game.device) for s in ("train", "val"))
+    return [fit_classifier(b, (train, privacy.labels("train")), (val, privacy.labels("val")), epochs=epochs, lr=lr,
+                           train_frames=game.cfg.adversarial.budget_frames, task=privacy.task, **_fit_kwargs(game))
             for b in game.budgets]
 
 
@@ -255,11 +283,11 @@ def privacy_step(game: Game, it: int) -> dict[str, float]:
         b.eval().requires_grad_(False)
     optimizers = [game.optimizers["degrader"]] + ([game.optimizers["target"]] if adv.privacy_trains_target else [])
     for _ in range(adv.privacy_steps):
-        idx = game.next_batch()
+        idx, privacy_idx = game.next_batches()
         x = game.clip_batch(idx)
         degraded = game.degrader(x)
-        loss_target = F.cross_entropy(game.target(degraded), game.labels(idx, 1))
-        seen = frame_subset(degraded, adv.budget_frames, game.generator)
+        loss_target = F.cross_entropy(game.target(degraded), game.labels(idx))
+        seen = frame_subset(_degraded_privacy(game, privacy_idx, degraded), adv.budget_frames, game.generator)
         loss_privacy, chosen = privacy_loss([b(seen) for b in game.budgets], adv.privacy_loss, adv.ensemble_max,
                                             choose=lambda means: int(torch.tensor(all_sum(means.tolist())).argmax()))
         loss_l1 = F.l1_loss(degraded, _reference(x, game.degrader.out_channels))
@@ -273,9 +301,16 @@ def privacy_step(game: Game, it: int) -> dict[str, float]:
                 chosen_budget=chosen)
 
 
+def _degraded_privacy(game: Game, idx: torch.Tensor, degraded_target: torch.Tensor) -> torch.Tensor:
+    """f_d(X) of the privacy pipeline's batch `idx`: the target batch's f_d(X) itself on one data set."""
+    if game.data.shared:
+        return degraded_target
+    return game.degrader(game.clip_batch(idx, pipeline="privacy"))
+
+
 def target_val_acc(game: Game) -> float:
     """f_T's action accuracy on f_d(X_val) (its first `_VAL_CHECK_CLIPS` clips)."""
-    val_clips, val_actions, _ = game.data["val"]
+    val_clips, val_actions = game.data.target.splits["val"]
     check = slice(0, min(_VAL_CHECK_CLIPS, len(val_clips)))
     return accuracy(nn.Sequential(game.degrader, game.target), val_clips[check], val_actions[check])
 
@@ -300,7 +335,7 @@ def target_phase(game: Game, it: int) -> dict[str, float]:
         game.target.train()
         for steps in range(1, adv.target_max_steps + 1):
             idx = game.next_batch()
-            loss = F.cross_entropy(game.target(game.degrader(game.clip_batch(idx))), game.labels(idx, 1))
+            loss = F.cross_entropy(game.target(game.degrader(game.clip_batch(idx))), game.labels(idx))
             step(loss, [game.optimizers["degrader"], game.optimizers["target"]], f"target phase of iteration {it}")
     game.totals["target"] += steps
     return dict(target_val_acc=game.target_acc, target_steps=steps)
@@ -318,40 +353,42 @@ def restart_budgets(game: Game, it: int) -> None:
 
 
 def budget_val_acc(game: Game) -> float:
-    """The strongest budget model's identity accuracy on f_d(X_val), from `budget_frames` evenly spaced
-    frames of each clip (no random draw: the check leaves the run's random stream alone)."""
-    clips, _, ids = game.data["val"]
+    """The strongest budget model's validation score on f_d(X_val) (identity accuracy, or attribute
+    cMAP), from `budget_frames` evenly spaced frames of each clip (no random draw: the check leaves
+    the run's random stream alone)."""
+    privacy = game.data.privacy
+    clips, labels = privacy.splits["val"]
     frames, t = game.cfg.adversarial.budget_frames, clips.shape[2]
     keep = torch.linspace(0, t - 1, min(frames or t, t)).round().long()
     transform = frozen(game.degrader)
-    return max(accuracy(b, clips[:, :, keep], ids, transform=transform) for b in game.budgets)
+    return max(score(b, clips[:, :, keep], labels, task=privacy.task, transform=transform) for b in game.budgets)
 
 
 def budget_phase(game: Game, it: int, cap: int) -> tuple[int, float]:
-    """Step c: cross-entropy steps on every budget model until all exceed threshold₂ batch accuracy,
-    or `cap` steps; returns (steps taken, the last batch accuracy of the weakest model).
+    """Step c: steps of the privacy task's loss on every budget model (cross-entropy, or binary
+    cross-entropy for attributes) until all exceed threshold₂ on the batch (accuracy, or cMAP), or
+    `cap` steps; returns (steps taken, the last batch score of the weakest model).
 
-    The accuracy is read from the logits of the step's own forward (before its update), so reaching
+    The score is read from the logits of the step's own forward (before its update), so reaching
     the cap costs no extra forward of f_d and the M budget models just to report a number.
     """
-    adv = game.cfg.adversarial
+    adv, task = game.cfg.adversarial, game.data.privacy.task
     for b in game.budgets:
         b.train()
     game.degrader.eval()
-    accuracy_now = 0.0
+    score_now = 0.0
     for steps in range(cap):
-        idx = game.next_batch()
+        idx = game.next_privacy_batch()
         with torch.no_grad():
-            degraded = game.degrader(game.clip_batch(idx, adv.budget_frames))
-        labels = game.labels(idx, 2)
+            degraded = game.degrader(game.clip_batch(idx, adv.budget_frames, "privacy"))
+        labels = game.labels(idx, "privacy")
         logits = [b(degraded) for b in game.budgets]
-        correct = all_sum([len(labels), *((lg.argmax(1) == labels).sum().item() for lg in logits)])
-        accuracy_now = min(c / correct[0] for c in correct[1:])
-        if accuracy_now > adv.budget_threshold:
-            return steps, accuracy_now
-        loss = sum(F.cross_entropy(lg, labels) for lg in logits)
+        score_now = min(batch_score(task, lg, labels, game.privacy_batches.batch_size) for lg in logits)
+        if score_now > adv.budget_threshold:
+            return steps, score_now
+        loss = sum(task.loss(lg, labels) for lg in logits)
         step(loss, game.budget_optimizers, f"budget phase of iteration {it}")
-    return cap, accuracy_now
+    return cap, score_now
 
 
 def adversarial_iteration(game: Game, it: int) -> dict[str, float]:
@@ -369,22 +406,17 @@ def adversarial_iteration(game: Game, it: int) -> dict[str, float]:
     game.totals["budget"] += steps
     privacy, target = game.totals["adversarial"], game.totals["target"]
     row.update(budget_train_acc=budget_acc, budget_steps=steps, restarted=float(restart),
-               privacy_floor=_privacy_floor(adv.privacy_loss, game.num_identities),
+               privacy_floor=privacy_floor(adv.privacy_loss, game.data.privacy.num_classes),
                privacy_share=privacy / max(1, privacy + target))
     return row
 
 
-def _privacy_floor(kind: str, classes: int) -> float:
-    """The least L_B can be (a uniform prediction over the identities): −log K, or log K for uniform_ce."""
-    return -math.log(classes) if kind == "neg_entropy" else math.log(classes)
-
-
 def train_adversarial(
     cfg: RunConfig,
-    data: SplitTensors,
+    data: RunData | SplitTensors,
     *,
-    num_actions: int,
-    num_identities: int,
+    num_actions: int | None = None,
+    num_identities: int | None = None,
     device: torch.device | None = None,
     progress: bool = False,
     on_iteration: Callable[[dict[str, float]], None] | None = None,
@@ -393,12 +425,14 @@ def train_adversarial(
 ) -> Trained:
     """Run Algorithm 1 on `data` (uint8 clips) as configured by `cfg`; `on_iteration` gets each row.
 
+    `data` is `RunData`, or one data set's split -> (clips, actions, identities) with its class
+    counts `num_actions` / `num_identities` (default: 1 + the largest label).
+
     `on_checkpoint(state)` receives a `game_state` after pre-training and every
     `adversarial.checkpoint_every` iterations; `resume` (such a state) continues a run from it.
     """
     keep_freed_memory()
-    game = start_game(cfg, data, num_actions=num_actions, num_identities=num_identities,
-                      device=device or default_device())
+    game = start_game(cfg, as_run_data(data, num_actions, num_identities), device=device or default_device())
     if resume is None:
         with _timed(game, "degrader_init"):
             reconstruct(game)

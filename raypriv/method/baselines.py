@@ -8,8 +8,10 @@
   It keeps the motion and drops colour and texture, leaving only body shape (FACTS.md: action
   intact, strongest attacker 4.4× chance on the prototype): a learned f_d should at least match it.
 
-The crops and the silhouette use the synthetic set's per-clip masks, so their degraded clips are
-computed once per split up front (uint8, like the raw clips) instead of per batch.
+The crops and the silhouette use the synthetic SBU set's per-clip masks, so their degraded clips are
+computed once per split up front (uint8, like the raw clips) instead of per batch. Any other data
+(`run_baselines(data=...)`, e.g. UCF-101 + VISPR) has no masks: its baselines are `raw` and Method 1
+(`MASKLESS`), applied to the task set's videos and the privacy set's images alike.
 
 `measure_downsampling` is the paper's Table 1 check of a data set: how fast action and identity die
 under Method 1's downsampling, one fresh model per (factor, task).
@@ -26,14 +28,15 @@ from typing import Callable, Sequence
 
 import torch
 
-from raypriv.method.data import SPLITS, Preset, build_dataset
+from raypriv.method.data import SPLITS, Preset, RunData, build_dataset
 from raypriv.method.data.transforms import downsample
 from raypriv.method.engine import accuracy, default_device, fit_classifier
 from raypriv.method.evaluation import TwoFoldResult, evaluate_two_fold
 from raypriv.method.models import create_model
 
 DOWNSAMPLING_FACTORS = (2, 4, 8, 16)
-METHODS = ("raw", *(f"downsample_s{s}" for s in DOWNSAMPLING_FACTORS), "face_crop", "body_crop", "silhouette")
+MASKLESS = ("raw", *(f"downsample_s{s}" for s in DOWNSAMPLING_FACTORS))  # what any data set allows
+METHODS = (*MASKLESS, "face_crop", "body_crop", "silhouette")
 CSV_COLUMNS = ("method", "target_acc", "target_acc_fresh", "privacy_acc", "worst_attacker")
 # Masks are soft (anti-aliased coverage in 0..255); a pixel belongs to the face or body above half.
 _MASK_THRESHOLD = 127
@@ -103,28 +106,28 @@ def run_baselines(
     device: torch.device | str | None = None,
     out_dir: Path | None = None,
     on_row: Callable[[BaselineRow], None] | None = None,
+    data: RunData | None = None,
 ) -> list[BaselineRow]:
-    """Evaluate every baseline in `methods` (default: all of `METHODS`) on the synthetic SBU splits.
+    """Evaluate every baseline in `methods` on the synthetic SBU splits (default: all of `METHODS`),
+    or on `data` (default: `MASKLESS`, the only ones without masks).
 
     There is no jointly trained f_T, so A_T is a fresh f_T's accuracy. `budget_families` keeps the
     attackers the same as a learned degrader's evaluation would use, so the points compare.
     With `out_dir`, `baselines.csv` (rewritten after every method, so a long run leaves partial
-    results) and `baselines.json` (per-attacker accuracies too) are written there.
+    results) and `baselines.json` (per-attacker scores too) are written there.
     """
-    methods = list(METHODS if methods is None else methods)
-    unknown = [m for m in methods if m not in METHODS]
+    known = METHODS if data is None else MASKLESS
+    methods = list(known if methods is None else methods)
+    unknown = [m for m in methods if m not in known]
     if unknown:
-        raise ValueError(f"unknown baseline(s) {unknown}; known baselines: {', '.join(METHODS)}")
-    splits = {s: build_dataset("sbu", s, synthetic=True, preset=preset, seed=seed) for s in SPLITS}
-    raw = {s: (*ds.tensors(), ds.actions, ds.identities) for s, ds in splits.items()}
+        hint = "" if data is None else " (the others need the synthetic SBU set's face and body masks)"
+        raise ValueError(f"unknown baseline(s) {unknown}; known baselines: {', '.join(known)}{hint}")
+    method_data = _sbu_method_data(preset, seed) if data is None else _transform_only(data)
     rows: list[BaselineRow] = []
     for method in methods:
-        data, transform, channels = {}, None, 3
-        for s, (clips, masks, actions, identities) in raw.items():
-            degraded, transform, channels = _prepare(method, clips, masks)
-            data[s] = (degraded, actions, identities)
+        degraded, transform, channels = method_data(method)
         result = evaluate_two_fold(
-            transform, data, budget_families=set(budget_families), attackers=attackers,
+            transform, degraded, budget_families=set(budget_families), attackers=attackers,
             video_attacker=video_attacker, fresh_target=fresh_target, in_channels=channels,
             epochs=epochs, patience=patience, train_frames=train_frames, workers=workers, seed=seed,
             device=device,
@@ -139,6 +142,30 @@ def run_baselines(
             json.dumps([{"method": r.method, **r.result.as_dict()} for r in rows], indent=2) + "\n"
         )
     return rows
+
+
+def _sbu_method_data(preset: str | Preset, seed: int) -> Callable:
+    """method -> (its data, transform, channels) on the synthetic SBU splits, masks included."""
+    splits = {s: build_dataset("sbu", s, synthetic=True, preset=preset, seed=seed) for s in SPLITS}
+    raw = {s: (*ds.tensors(), ds.actions, ds.identities) for s, ds in splits.items()}
+
+    def method_data(method: str) -> tuple[dict, Callable | None, int]:
+        data, transform, channels = {}, None, 3
+        for s, (clips, masks, actions, identities) in raw.items():
+            degraded, transform, channels = _prepare(method, clips, masks)
+            data[s] = (degraded, actions, identities)
+        return data, transform, channels
+
+    return method_data
+
+
+def _transform_only(data: RunData) -> Callable:
+    """method -> (data, transform, channels) for the maskless methods: per-batch transforms of `data`."""
+    def method_data(method: str) -> tuple[RunData, Callable | None, int]:
+        _, transform, channels = _prepare(method, None, None)
+        return data, transform, channels
+
+    return method_data
 
 
 def write_csv(rows: Sequence[BaselineRow], path: Path) -> Path:

@@ -8,6 +8,14 @@
    from families *never* used as budget models during training (the paper's answer to the "∀
    challenge"); the evaluator refuses an overlap rather than reporting a flattering number.
 
+In the cross-dataset setting (section 4.2) fold 1 runs on the task set's videos (UCF-101) and fold
+2 on the privacy set's images (VISPR): the attackers are multi-label, trained with binary
+cross-entropy and judged by cMAP (`raypriv.method.tasks.MULTILABEL`), and the privacy score is the
+highest cMAP among them; its chance level is the attributes' mean prevalence in the test split.
+`privacy_acc` stays "the privacy score, lower is better" whatever it measures (`privacy_metric`
+says which), so sweeps and reports compare runs of either setting the same way. The video attacker
+reads identity from whole clips; it does not apply to an image privacy set and is refused there.
+
 Besides the frame-averaged 2-D attackers of the budget zoo, a video-level 3-D CNN reads identity
 from the whole clip: on the prototype it was the strongest attacker of all (FACTS.md).
 
@@ -32,8 +40,10 @@ import torch.distributed as dist
 import torch.nn as nn
 
 from raypriv.method.data import SPLITS
+from raypriv.method.data.types import RunData, as_run_data
 from raypriv.method.engine import (Transform, accuracy, alone, default_device, degrade_split, fit_classifier, frozen,
-                                   world)
+                                   score, world)
+from raypriv.method.tasks import Task
 from raypriv.method.models import BUDGETS, TARGETS, ModelSpec, create_model, list_models
 from raypriv.method.models.budget import build_small_cnn, build_torchvision
 from raypriv.method.runtime import die_with_parent, keep_freed_memory
@@ -82,11 +92,13 @@ _SEED_JITTER = 3.0
 
 @dataclass(frozen=True)
 class TwoFoldResult:
-    """The two folds of one evaluation; accuracies are fractions in [0, 1]."""
+    """The two folds of one evaluation; accuracies (and cMAPs) are fractions in [0, 1]."""
 
     target_acc: float  # A_T: the given f_T on f_d(X_test) (= target_acc_fresh when none is given)
     target_acc_fresh: float  # a fresh f_T trained on frozen f_d(X_train), tested on f_d(X_test)
-    privacy_acc: float  # A_B^N: the best of the N fresh attackers; lower is better
+    # The privacy score, lower is better: A_B^N, the best of the N fresh attackers' accuracy, or for
+    # a multi-label privacy task their best cMAP (`privacy_metric` says which)
+    privacy_acc: float
     privacy_per_attacker: dict[str, float]
     worst_attacker: str  # the attacker that reached privacy_acc (the worst case for privacy)
     chance_target: float
@@ -96,6 +108,8 @@ class TwoFoldResult:
     # tested (best validation accuracy) and wall seconds; best_epoch == epochs at the epoch cap
     # means the model was still improving when it stopped
     fits: dict[str, dict[str, float]]
+    privacy_metric: str = "accuracy"  # what privacy_acc and privacy_per_attacker measure: accuracy | cmap
+    privacy_cmap: float | None = None  # privacy_acc again when it is a cMAP, else None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -177,6 +191,13 @@ def select_attackers(
     return [p.name for p in picks]
 
 
+def check_video_attacker(video_attacker: str | None, privacy_clips: torch.Tensor) -> None:
+    """A video attacker needs videos to read: refused on an image privacy set (one-frame clips)."""
+    if video_attacker is not None and privacy_clips.shape[2] == 1:
+        raise ValueError(f"video attacker {video_attacker!r}: the privacy set is images (one-frame clips), which a "
+                         "video attacker cannot read; set evaluation.video_attacker to null")
+
+
 def _check_families(attackers: list[str], video_attacker: str | None, budget_families: set[str]) -> None:
     named = [(name, BUDGETS.spec(name)) for name in attackers]
     if video_attacker is not None:
@@ -192,7 +213,7 @@ def _check_families(attackers: list[str], video_attacker: str | None, budget_fam
 
 def evaluate_two_fold(
     degrader: Degrader | None,
-    data: SplitData,
+    data: RunData | SplitData,
     *,
     budget_families: set[str] | frozenset[str],
     attackers: list[str] | None = None,
@@ -210,18 +231,19 @@ def evaluate_two_fold(
 ) -> TwoFoldResult:
     """Run both folds of the protocol on a frozen `degrader` f_d (None: raw frames).
 
-    data: split ("train", "val", "test") -> (uint8 clips, actions, identities).
+    data: `RunData` (the target and the privacy task's splits, possibly two data sets), or one
+        data set's split ("train", "val", "test") -> (uint8 clips, actions, identities).
     budget_families: families of the budget models f_d was trained against; an attacker of one of
         them is refused with a ValueError.
     attackers: budget-registry names of the N frame-level attackers (default:
         `select_attackers(budget_families)`, the same set for every seed so runs compare).
-    video_attacker: a target-registry 3-D CNN trained on identity; counts among the attackers.
+    video_attacker: a target-registry 3-D CNN trained on identity; counts among the attackers (videos only).
     target_model: the f_T trained jointly with f_d; when None, A_T is the fresh f_T's accuracy.
     in_channels: channels of f_d's output (1 for a mono degrader).
     train_frames: frames per clip each training batch of a frame-level attacker sees (None: all).
     workers: on the CPU, fit this many models at once in separate processes of one thread each
         (results do not depend on it: every model is seeded by itself).
-    on_result(name, acc): progress, called after every model is tested; the names are the
+    on_result(name, score): progress, called after every model is tested; the names are the
         attackers' and "target_fresh" / "target" for the two A_T measurements.
 
     A degrader (and `target_model`) that is an `nn.Module` is moved to `device` and put in eval
@@ -229,54 +251,76 @@ def evaluate_two_fold(
     """
     start = time.perf_counter()
     keep_freed_memory()
+    data = _checked_data(data)
     attackers = _checked_attackers(data, budget_families, attackers, video_attacker)
     device = torch.device(device) if device is not None else default_device()
-    num_actions = 1 + max(int(data[s][1].max()) for s in SPLITS)
-    num_identities = 1 + max(int(data[s][2].max()) for s in SPLITS)
+    num_actions, num_private = (_num_classes(d.task, d.splits) for d in (data.target, data.privacy))
 
-    def report(name: str, acc: float) -> None:
+    def report(name: str, value: float) -> None:
         if on_result is not None:
-            on_result(name, acc)
+            on_result(name, value)
 
     with _frozen_for_evaluation((degrader, target_model), device):
         transform = frozen(degrader) if degrader is not None else None
-        _check_channels(transform, data["val"][0], in_channels, device)
+        _check_channels(transform, data.target.clips("val"), in_channels, device)
         if transform is not None:
-            data = {s: (degrade_split(transform, data[s][0], device), *data[s][1:]) for s in SPLITS}
+            data = data.with_clips(lambda clips: degrade_split(transform, clips, device))
         if target_model is not None:
-            target_acc = accuracy(target_model, data["test"][0], data["test"][1], device=device)
+            target_acc = accuracy(target_model, *data.target.splits["test"], device=device)
             report("target", target_acc)
         # The fresh f_T, then the video attacker (cheap, and the strongest on the prototype), then
         # the frame-level attackers; every one trains from scratch, independently of the others.
-        jobs = [_Job("target", fresh_target, 0, num_actions, "target_fresh")]
+        jobs = [_Job("target", fresh_target, "target", num_actions, "target_fresh")]
         if video_attacker is not None:
-            jobs.append(_Job("target", video_attacker, 1, num_identities, video_attacker))
-        jobs += [_Job("budget", name, 1, num_identities, name) for name in attackers]
+            jobs.append(_Job("target", video_attacker, "privacy", num_private, video_attacker))
+        jobs += [_Job("budget", name, "privacy", num_private, name) for name in attackers]
         settings = dict(in_channels=in_channels, epochs=epochs, patience=patience, train_frames=train_frames,
                         seed=seed, device=str(device))
         outcomes = _run_jobs(jobs, data, settings, workers if device.type == "cpu" else 1, report)
+    return _result(outcomes, jobs, data, target_acc if target_model is not None else None, num_actions, num_private,
+                   time.perf_counter() - start)
+
+
+def _result(outcomes: dict, jobs: list[_Job], data: RunData, target_acc: float | None, num_actions: int,
+            num_private: int, seconds: float) -> TwoFoldResult:
+    """The two folds from every fitted model's outcome; A_T is the given f_T's, else the fresh one's."""
     target_acc_fresh = outcomes["target_fresh"][0]
     per_attacker = {job.key: outcomes[job.key][0] for job in jobs[1:]}  # in job order, not finishing order
     worst = max(per_attacker, key=per_attacker.__getitem__)
+    privacy = data.privacy.task
     return TwoFoldResult(
-        target_acc=target_acc if target_model is not None else target_acc_fresh,
+        target_acc=target_acc if target_acc is not None else target_acc_fresh,
         target_acc_fresh=target_acc_fresh,
         privacy_acc=per_attacker[worst],
         privacy_per_attacker=per_attacker,
         worst_attacker=worst,
         chance_target=1 / num_actions,
-        chance_privacy=1 / num_identities,
-        seconds=time.perf_counter() - start,
+        chance_privacy=privacy.chance(data.privacy.labels("test"), num_private),
+        seconds=seconds,
         fits={job.key: outcomes[job.key][1] for job in jobs},
+        privacy_metric=privacy.metric,
+        privacy_cmap=per_attacker[worst] if privacy.metric == "cmap" else None,
     )
 
 
-def _checked_attackers(data: SplitData, budget_families, attackers: list[str] | None,
+def _num_classes(task: Task, splits) -> int:
+    """The outputs a fresh model needs for a task's labels: the most any split asks for."""
+    return max(task.num_classes(labels) for _, labels in splits.values())
+
+
+def _checked_data(data) -> RunData:
+    """`data` as `RunData`, every split present."""
+    if not isinstance(data, RunData):
+        missing = [s for s in SPLITS if s not in data]
+        if missing:
+            raise ValueError(f"data lacks the split(s) {missing}; need {list(SPLITS)}")
+    return as_run_data(data)
+
+
+def _checked_attackers(data: RunData, budget_families, attackers: list[str] | None,
                        video_attacker: str | None) -> list[str]:
-    """The frame attackers to fit (default: `select_attackers`), after checking the splits and families."""
-    missing = [s for s in SPLITS if s not in data]
-    if missing:
-        raise ValueError(f"data lacks the split(s) {missing}; need {list(SPLITS)}")
+    """The frame attackers to fit (default: `select_attackers`), after checking the families."""
+    check_video_attacker(video_attacker, data.privacy.clips("test"))
     budget_families = _known_families(budget_families)
     attackers = list(select_attackers(budget_families) if attackers is None else attackers)
     if not attackers and video_attacker is None:
@@ -300,30 +344,31 @@ def _frozen_for_evaluation(modules, device: torch.device) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class _Job:
-    """One model of the evaluation: trained from scratch on `task` (0 action, 1 identity)."""
+    """One model of the evaluation: trained from scratch on the task of `pipeline` ("target": the
+    action; "privacy": identity or attributes)."""
 
     role: str  # registry: "target" (3-D CNN) or "budget" (frame-level 2-D CNN)
     name: str
-    task: int
+    pipeline: str
     num_classes: int
     key: str  # name of the result ("target_fresh" for the fresh f_T)
 
 
-def _fit_and_test(job: _Job, data: SplitData, *, in_channels: int, epochs: int, patience: int,
+def _fit_and_test(job: _Job, data: RunData, *, in_channels: int, epochs: int, patience: int,
                   train_frames: int | None, seed: int, device: str) -> tuple[float, dict[str, float]]:
-    """(test accuracy, {"epochs", "best_epoch", "seconds"}) of `job` trained from scratch."""
+    """(test score, {"epochs", "best_epoch", "seconds"}) of `job` trained from scratch."""
     start = time.perf_counter()
     # Fresh weights; the registry already gives torchvision models a BatchNorm momentum that
     # converges in a short fit (see raypriv.method.models.budget.build_torchvision).
     torch.manual_seed(seed)
     model = create_model(job.role, job.name, num_classes=job.num_classes, in_channels=in_channels)
-    (train_x, *train_y), (val_x, *val_y), (test_x, *test_y) = (data[s] for s in SPLITS)
+    task_data = getattr(data, job.pipeline)
     fit = fit_classifier(
-        model, (train_x, train_y[job.task]), (val_x, val_y[job.task]), epochs=epochs, patience=patience,
-        seed=seed, device=torch.device(device), train_frames=train_frames if job.role == "budget" else None,
+        model, task_data.splits["train"], task_data.splits["val"], epochs=epochs, patience=patience, seed=seed,
+        device=torch.device(device), train_frames=train_frames if job.role == "budget" else None, task=task_data.task,
     )
-    acc = accuracy(model, test_x, test_y[job.task], device=torch.device(device))
-    return acc, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "seconds": time.perf_counter() - start}
+    value = score(model, *task_data.splits["test"], task=task_data.task, device=torch.device(device))
+    return value, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "seconds": time.perf_counter() - start}
 
 
 def _expected_cost(job: _Job) -> int:
@@ -336,7 +381,7 @@ def _expected_cost(job: _Job) -> int:
 _WORKER: dict = {}  # a worker process's copy of the data and settings
 
 
-def _worker_init(data: SplitData, settings: dict, parent_pid: int) -> None:
+def _worker_init(data: RunData, settings: dict, parent_pid: int) -> None:
     die_with_parent(parent_pid)  # a killed evaluation must not leave its workers fitting attackers
     torch.set_num_threads(1)  # one process per core: more threads would only contend
     keep_freed_memory()
@@ -347,7 +392,7 @@ def _worker_fit(job: _Job) -> tuple[float, dict[str, float]]:
     return _fit_and_test(job, _WORKER["data"], **_WORKER["settings"])
 
 
-def _run_jobs(jobs: list[_Job], data: SplitData, settings: dict, workers: int,
+def _run_jobs(jobs: list[_Job], data: RunData, settings: dict, workers: int,
               report: Callable[[str, float], None]) -> dict[str, tuple[float, dict[str, float]]]:
     """Fit every job (in `workers` spawned processes when > 1) and report each score as it lands.
 

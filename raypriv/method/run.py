@@ -7,9 +7,11 @@ calls it directly, the sweep's Ray Train worker calls the same function. Files w
   loadable with `torch.export.load(path).module()` and nothing but torch;
 - `weights.safetensors`: f_d, f_T and the budget models;
 - `config.yaml`: the resolved run config;
-- `metrics.json`: `RunResult.as_dict()`: A_T, A_T fresh, A_B^N, every attacker's accuracy, chance
-  levels, how long each evaluated model trained (`fits`), phase step counts, pre-training's
-  validation accuracies, parameter counts, wall times and the per-iteration history;
+- `metrics.json`: `RunResult.as_dict()`: A_T, A_T fresh, the privacy score (`privacy_acc`: A_B^N,
+  or the attackers' best cMAP in the cross-dataset setting, `privacy_metric` saying which, and
+  `privacy_cmap`), every attacker's score, chance levels, how long each evaluated model trained
+  (`fits`), phase step counts, pre-training's validation scores, parameter counts, wall times and
+  the per-iteration history;
 - `samples.png`: raw test frames beside f_d(X).
 """
 
@@ -28,7 +30,7 @@ import yaml
 
 from raypriv.method.adversarial import Trained, train_adversarial
 from raypriv.method.config import ConfigError, RunConfig, load_run_config
-from raypriv.method.data import SPLITS, build_dataset, split_tensors
+from raypriv.method.data import DATASET_INFO, RunData, load_run_data, privacy_dataset_of
 from raypriv.method.engine import default_device, world
 from raypriv.method.evaluation import TwoFoldResult, evaluate_two_fold, select_attackers
 from raypriv.method.export import export_degrader, save_samples, save_weights
@@ -36,9 +38,9 @@ from raypriv.method.models import (BUDGETS, DEGRADERS, TARGETS, budget_model_nam
                                    families_of)
 
 METRIC_KEYS = (
-    "target_acc", "target_acc_fresh", "privacy_acc", "privacy_per_attacker", "worst_attacker",
-    "chance_target", "chance_privacy", "fits", "steps", "pretrain", "degrader_params", "target_params", "seconds",
-    "budget_models", "attackers",
+    "target_acc", "target_acc_fresh", "privacy_acc", "privacy_metric", "privacy_cmap", "privacy_per_attacker",
+    "worst_attacker", "chance_target", "chance_privacy", "fits", "steps", "pretrain", "degrader_params",
+    "target_params", "seconds", "budget_models", "attackers",
 )
 
 
@@ -105,7 +107,20 @@ def check_run_config(cfg: RunConfig, source: str = "config") -> RunConfig:
         run_attackers(cfg, families_of(budget_model_names(cfg.budget)))
     except ValueError as err:
         raise refuse("evaluation", err) from None
+    _check_privacy_task(cfg, refuse)
     return cfg
+
+
+def _check_privacy_task(cfg: RunConfig, refuse: Callable[[str, object], ConfigError]) -> None:
+    """The privacy loss fits the privacy labels' task, and a video attacker has videos to read."""
+    name = privacy_dataset_of(cfg.data)
+    info = DATASET_INFO[name]
+    if cfg.adversarial.privacy_loss not in info.privacy_task.privacy_losses:
+        raise refuse("adversarial.privacy_loss", f"{cfg.adversarial.privacy_loss!r} does not fit the {info.privacy_task.name} "
+                     f"privacy labels of {name}; use {' or '.join(info.privacy_task.privacy_losses)}")
+    if info.images and cfg.evaluation.video_attacker is not None:
+        raise refuse("evaluation.video_attacker", f"{cfg.evaluation.video_attacker!r}: the privacy set {name} is "
+                     "images, which a video attacker cannot read; set it to null")
 
 
 def resolve_run_config(path: str | Path, profile: str | None = None, overrides: tuple[str, ...] = (), *,
@@ -141,13 +156,10 @@ def per_frame(frame_module: Callable[[torch.Tensor], torch.Tensor]) -> Callable[
 
 
 def load_splits(cfg: RunConfig, *, synthetic: bool, root: str | None = None):
-    """split -> (uint8 clips, actions, identities), plus the number of actions and identities."""
-    data = {}
-    for split in SPLITS:
-        ds = build_dataset(cfg.data.dataset, split, synthetic=synthetic, preset=cfg.data.preset,
-                           seed=cfg.data.seed, root=root)
-        data[split] = split_tensors(ds)
-    return data, ds.num_actions, ds.num_identities
+    """split -> (uint8 clips, actions, identities), plus the number of actions and identities, of a
+    data set that carries both labels (SBU); `load_run_data` is the general form."""
+    data = load_run_data(cfg.data, synthetic=synthetic, root=root)
+    return data.triples(), data.target.num_classes, data.privacy.num_classes
 
 
 def run_training(
@@ -174,26 +186,28 @@ def run_training(
     """
     started = time.perf_counter()
     device = default_device()
-    data, num_actions, num_identities = load_splits(cfg, synthetic=synthetic, root=root)
-    log(f"data: {', '.join(f'{s} {len(v[0])} clips' for s, v in data.items())} ({cfg.data.preset} preset)")
+    data = load_run_data(cfg.data, synthetic=synthetic, root=root)
+    log(f"data: {_describe(data)} ({cfg.data.preset} preset)")
+    metric = data.privacy.task.metric
 
     def iteration(row: dict[str, float]) -> None:
         if not progress and row["iteration"] % 10 == 0:
             log(f"iteration {row['iteration']:.0f}: L_T {row['loss_target']:.3f}  L_B {row['loss_privacy']:.3f}  "
-                f"f_T val acc {100 * row['target_val_acc']:.1f} %  f_b train acc {100 * row['budget_train_acc']:.1f} %  "
-                f"({time.perf_counter() - started:.0f} s)")
+                f"f_T val acc {100 * row['target_val_acc']:.1f} %  f_b train {metric} "
+                f"{100 * row['budget_train_acc']:.1f} %  ({time.perf_counter() - started:.0f} s)")
         if on_iteration is not None:
             on_iteration(row)
 
-    trained = train_adversarial(cfg, data, num_actions=num_actions, num_identities=num_identities, device=device,
-                                progress=progress, on_iteration=iteration, resume=resume, on_checkpoint=on_checkpoint)
+    trained = train_adversarial(cfg, data, device=device, progress=progress, on_iteration=iteration, resume=resume,
+                                on_checkpoint=on_checkpoint)
     log(f"pre-training and adversarial phases: {', '.join(f'{k} {v:.0f} s' for k, v in trained.seconds.items())}")
     log(f"trained: budget models {trained.budget_names}; steps {trained.steps}; "
-        f"pre-training validation accuracy {', '.join(f'{k} {100 * v:.1f} %' for k, v in trained.pretrain.items())}")
+        f"pre-training validation scores (f_T accuracy, f_b {metric}) "
+        f"{', '.join(f'{k} {100 * v:.1f} %' for k, v in trained.pretrain.items())}")
 
     # f_d is exported (to a staging folder) before the long evaluation: a model that cannot be
     # exported fails the run now, not after every attacker has trained (seen with torch 2.11).
-    height, width = data["test"][0].shape[-2:]
+    height, width = data.target.clips("test").shape[-2:]
     writer = world()[0] == 0
     with tempfile.TemporaryDirectory(prefix="raypriv-export-") as staging:
         if writer:
@@ -206,8 +220,18 @@ def run_training(
             shutil.move(staged, out_dir / "degrader.pt2")
     result = _result(cfg, trained, evaluation, attackers, time.perf_counter() - started)
     if writer:
-        _write_run_files(out_dir, cfg, trained, data["test"][0][:4], result)
+        _write_run_files(out_dir, cfg, trained, data.target.clips("test")[:4], result)
     return result
+
+
+def _describe(data: RunData) -> str:
+    """The splits' sizes, per data set when the two tasks have their own."""
+    def sizes(task_data) -> str:
+        return ", ".join(f"{s} {len(c)}" for s, (c, _) in task_data.splits.items())
+
+    if data.shared:
+        return f"{sizes(data.target)} clips"
+    return f"videos {sizes(data.target)}; privacy images {sizes(data.privacy)}"
 
 
 def _result(cfg: RunConfig, trained: Trained, evaluation: TwoFoldResult, attackers: list[str],
@@ -257,8 +281,8 @@ def evaluate_exported(
         names = json.loads(metrics_path.read_text()).get("budget_models", []) if metrics_path.exists() else []
         budget_families = families_of(names)
     transform = per_frame(load_degrader(degrader_path))
-    data, _, _ = load_splits(cfg, synthetic=synthetic, root=root)
-    channels = transform(data["test"][0][:1].float().div(255)).shape[1]
+    data = load_run_data(cfg.data, synthetic=synthetic, root=root)
+    channels = transform(data.target.clips("test")[:1].float().div(255)).shape[1]
     return _two_fold(cfg, transform, data, budget_families, in_channels=channels, log=log)[0]
 
 
@@ -276,7 +300,7 @@ def _two_fold(cfg: RunConfig, degrader, data, budget_families: set[str], *, in_c
         video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=in_channels,
         epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
         train_frames=cfg.evaluation.train_frames, workers=evaluation_workers(cfg), seed=cfg.seed,
-        on_result=lambda name, acc: log(f"  {label}{name}: {100 * acc:.1f} %"), **extra,
+        on_result=lambda name, value: log(f"  {label}{name}: {100 * value:.1f} %"), **extra,
     )
     log("evaluation fits (epochs run, best epoch, seconds): " + ", ".join(
         f"{name} {f['epochs']}/{f['best_epoch']} {f['seconds']:.0f} s" for name, f in result.fits.items()))
