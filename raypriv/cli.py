@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 PRESET_NAMES = ("tiny", "small", "laptop", "paper")
+# Experiments: one search-space YAML each (search_spaces/EXPERIMENT.yaml), which names its data sets.
+EXPERIMENTS = ("sbu", "ucf101-vispr")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,9 +23,11 @@ def cli() -> None:
     """raypriv: learn privacy-preserving video degradations and search their trade-offs on Ray."""
 
 
-_experiment = click.argument("experiment", type=click.Choice(["sbu"]))
+_experiment = click.argument("experiment", type=click.Choice(EXPERIMENTS))
 _synthetic = click.option("--synthetic", is_flag=True, help="Use the embedded procedurally generated stand-in.")
-_root = click.option("--root", default=None, help="Real data folder or s3://bucket/prefix (default: $RAYPRIV_SBU_ROOT).")
+_root = click.option("--root", default=None,
+                     help="Real data folder or s3://bucket/prefix (default: $RAYPRIV_SBU_ROOT, $RAYPRIV_UCF101_ROOT, "
+                          "$RAYPRIV_VISPR_ROOT); ucf101-vispr reads ROOT/ucf101 and ROOT/vispr.")
 _profile = click.option("--profile", type=click.Choice(["smoke", "quick", "full"]), default="quick", show_default=True,
                         help="Profile of the search-space YAML: smoke (seconds), quick (laptop), full (GPU).")
 _config = click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -40,15 +44,19 @@ def _run_options(command):
 
 
 @cli.command("data")
-@click.argument("dataset", type=click.Choice(["sbu"]))
+@click.argument("dataset", type=click.Choice(["sbu", "ucf101", "vispr"]))
 @_synthetic
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default="laptop", show_default=True,
               help="Clip size (frames x height x width) and, for --synthetic, clips per split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the clips' nuisances.")
 @_root
+@click.option("--fold", type=click.IntRange(1, 3), default=1, show_default=True, help="UCF-101's official split.")
+@click.option("--subset", type=click.Choice(["vispr17", "vispr7", "all"]), default="vispr17", show_default=True,
+              help="VISPR's privacy attributes.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a PNG contact sheet (one row per action) to this file.")
-def data_command(dataset: str, synthetic: bool, preset: str, seed: int, root: str | None, out: Path | None) -> None:
+              help="Write a PNG contact sheet (one row per action, or a grid of images) to this file.")
+def data_command(dataset: str, synthetic: bool, preset: str, seed: int, root: str | None, fold: int, subset: str,
+                 out: Path | None) -> None:
     """Build every split of DATASET and summarise it (sizes, class balance, build time)."""
     from raypriv.method.data import SPLITS, build_dataset
     from raypriv.method.data.summary import contact_sheet, summarise
@@ -57,7 +65,8 @@ def data_command(dataset: str, synthetic: bool, preset: str, seed: int, root: st
     for split in SPLITS:
         start = time.perf_counter()
         try:
-            ds = build_dataset(dataset, split, synthetic=synthetic, preset=preset, seed=seed, root=root)
+            ds = build_dataset(dataset, split, synthetic=synthetic, preset=preset, seed=seed, root=root, fold=fold,
+                               subset=subset)
             summary = summarise(ds)
         except (FileNotFoundError, ValueError) as err:
             raise click.ClickException(str(err)) from None
@@ -121,9 +130,14 @@ def train_command(experiment, synthetic, root, profile, config, overrides, out) 
     ev = result.evaluation
     click.echo(
         f"A_T {100 * ev.target_acc:.1f} %  A_T fresh {100 * ev.target_acc_fresh:.1f} %  "
-        f"A_B^N {100 * ev.privacy_acc:.1f} % (worst: {ev.worst_attacker}; "
+        f"{_privacy_label(ev.privacy_metric)} {100 * ev.privacy_acc:.1f} % (worst: {ev.worst_attacker}; "
         f"chance {100 * ev.chance_privacy:.1f} %)  in {result.seconds['total']:.0f} s -> {out}"
     )
+
+
+def _privacy_label(metric: str) -> str:
+    """How the privacy score reads: A_B^N (the attackers' best accuracy) or their best cMAP."""
+    return "A_B^N" if metric == "accuracy" else "cMAP^N"
 
 
 @cli.command("evaluate")
@@ -152,6 +166,7 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
 @cli.command("baselines")
 @_experiment
 @_synthetic
+@_root
 @_profile
 @_config
 @_set
@@ -159,16 +174,22 @@ def evaluate_command(experiment, synthetic, root, profile, config, overrides, de
               help="Folder for baselines.csv and baselines.png.")
 @click.option("--methods", default=None, metavar="NAME,…",
               help="Comma-separated subset of: raw, downsample_s2, downsample_s4, downsample_s8, downsample_s16, "
-                   "face_crop, body_crop, silhouette (default: all).")
+                   "face_crop, body_crop, silhouette (default: all; ucf101-vispr has no masks: raw and "
+                   "downsample_s* only).")
 @click.option("--sweep-trial", is_flag=True,
               help="Use the profile's `trial:` fidelity (data, epochs, attackers) as a sweep's trials do, so the "
                    "baselines can be overlaid on that sweep's Pareto plot (`raypriv sweep --baselines`).")
-def baselines_command(experiment, synthetic, profile, config, overrides, out, methods, sweep_trial) -> None:
-    """The paper's baselines (raw, downsampling, face / body cropping, silhouette) through the two-fold protocol."""
-    if not synthetic:
-        raise click.ClickException("baselines need the synthetic set's face and body masks: pass --synthetic")
+def baselines_command(experiment, synthetic, root, profile, config, overrides, out, methods, sweep_trial) -> None:
+    """The paper's baselines (raw, downsampling, face / body cropping, silhouette) through the two-fold protocol.
+
+    On SBU they need the synthetic set's masks (--synthetic); on ucf101-vispr, raw and downsampling run
+    on the real data or the stand-in alike."""
     cfg = _load_config(experiment, config, profile, overrides, sweep_trial)
+    cross = cfg.data.privacy_dataset is not None
+    if not synthetic and not cross:
+        raise click.ClickException("baselines need the synthetic set's face and body masks: pass --synthetic")
     from raypriv.method.baselines import run_baselines
+    from raypriv.method.data import load_run_data
     from raypriv.method.models import budget_model_names, families_of
     from raypriv.method.run import evaluation_workers, run_attackers
 
@@ -183,11 +204,12 @@ def baselines_command(experiment, synthetic, profile, config, overrides, out, me
             workers=evaluation_workers(cfg),
             out_dir=out,
             on_row=lambda row: click.echo(
-                f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  A_B^N {100 * row.privacy_acc:5.1f} % "
-                f"(worst: {row.worst_attacker})"
+                f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  {_privacy_label(row.result.privacy_metric)} "
+                f"{100 * row.privacy_acc:5.1f} % (worst: {row.worst_attacker})"
             ),
+            data=load_run_data(cfg.data, synthetic=synthetic, root=root) if cross else None,
         )
-    except ValueError as err:  # e.g. an unknown method name
+    except (FileNotFoundError, ValueError) as err:  # e.g. an unknown method name, missing data
         raise click.ClickException(str(err)) from None
     if rows:
         from raypriv.report.render import Point, baseline_kind, plot_tradeoff
