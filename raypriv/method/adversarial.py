@@ -213,7 +213,7 @@ def restore_game(game: Game, state: dict) -> int:
 def reconstruct(game: Game) -> None:
     """Phase 1: L1 steps that make f_d reproduce its input (its grey level, for a 1-channel f_d)."""
     degrader, steps = game.degrader, game.cfg.pretrain.degrader_steps
-    opt = torch.optim.Adam(degrader.parameters(), lr=game.cfg.adversarial.lr_degrader)
+    opt = torch.optim.Adam(degrader.parameters(), lr=game.cfg.pretrain.lr)
     degrader.train()
     # A quantised f_d reconstructs with its soft (pre-rounding) output: a binary image cannot
     # approximate grey levels, and the straight-through gradient of one would not find the
@@ -238,7 +238,7 @@ def pretrain_target(game: Game) -> None:
     """Phase 2a: f_d + f_T trained on the action to their early stop on the validation split."""
     target = game.data.target
     fit = fit_classifier(nn.Sequential(game.degrader, game.target), target.splits["train"], target.splits["val"],
-                         epochs=game.cfg.pretrain.target_epochs, lr=game.cfg.adversarial.lr_target, **_fit_kwargs(game))
+                         epochs=game.cfg.pretrain.target_epochs, lr=game.cfg.pretrain.lr, **_fit_kwargs(game))
     game.out.steps["target_pretrain_epochs"] = fit.epochs
     game.out.pretrain["target_val_acc"] = fit.val_score
 

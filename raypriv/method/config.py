@@ -108,6 +108,9 @@ class AdversarialConfig(Frozen):
 
 
 class PretrainConfig(Frozen):
+    # Adam's learning rate of the reconstruction and of f_d + f_T's pre-training; the game's own
+    # rates (adversarial.lr_*) apply from the first adversarial iteration.
+    lr: float = Field(1e-3, gt=0)
     degrader_steps: int = Field(100, ge=0)  # reconstruction of X before anything else
     target_epochs: int = Field(10, ge=0)  # f_T (jointly with f_d) on the action
     budget_epochs: int = Field(10, ge=0)  # each f_b on frozen f_d(X), to confidence; restarts too
