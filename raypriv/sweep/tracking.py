@@ -364,7 +364,7 @@ class TrialRun:
         from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
-        values = {k: metrics[k] for k in ("target_acc", "target_acc_fresh", "privacy_acc", "chance_target",
+        values = {k: metrics[k] for k in ("target_acc", "target_acc_fresh", "privacy_acc", "privacy_cmap", "chance_target",
                                           "chance_privacy", "degrader_params", "target_params") if k in metrics}
         values.update({f"attacker/{name}": acc for name, acc in metrics.get("privacy_per_attacker", {}).items()})
         values.update({f"seconds/{k}": v for k, v in metrics.get("seconds", {}).items()})
