@@ -82,6 +82,27 @@ def test_inner_loops_stop_at_their_caps(data):
     assert result.steps["target_steps"] == 9 and result.steps["budget_steps"] == 6
 
 
+@pytest.mark.parametrize("of, threshold", [("pretrained", 1.0), ("absolute", 0.5)])
+def test_the_target_phase_runs_only_while_f_t_is_at_or_below_threshold_1(data, monkeypatch, of, threshold):
+    """threshold₁ = 0.5 either way: absolute, or 1.0 x the pre-trained validation accuracy (set to 0.5).
+    f_T's accuracy is checked at iterations 1, 2 and 4 (every 2nd); in between the last check stands."""
+    pretrain = loop.pretrain_target
+
+    def pretrained_at_half(game):
+        pretrain(game)
+        game.out.pretrain["target_val_acc"] = 0.5
+
+    checks = iter([0.55, 0.45, 0.6])
+    monkeypatch.setattr(loop, "pretrain_target", pretrained_at_half)
+    monkeypatch.setattr(loop, "target_val_acc", lambda game: next(checks))
+    cfg = _config("adversarial.iterations=5", "adversarial.restart_every=0", "adversarial.target_max_steps=3",
+                  f"adversarial.target_threshold={threshold}", f"adversarial.target_threshold_of={of}",
+                  "adversarial.target_check_every=2")
+    result = _run(cfg, data)
+    assert [row["target_val_acc"] for row in result.history] == [0.55, 0.45, 0.45, 0.6, 0.6]
+    assert [row["target_steps"] for row in result.history] == [0, 3, 3, 0, 0]
+
+
 def test_a_nan_loss_names_the_phase_and_iteration(data, monkeypatch):
     monkeypatch.setattr(loop, "privacy_loss", lambda *args, **kwargs: (torch.tensor(float("nan")), 0))
     with pytest.raises(FloatingPointError, match="adversarial update of iteration 1"):
