@@ -4,6 +4,7 @@
     python bench/record.py compare --compare-dir DIR --command "raypriv compare ..."
     python bench/record.py baselines --dir DIR --command "raypriv baselines ..."
     python bench/record.py benchmarks --json figures.json
+    python bench/record.py --commit REV ...   (the run measured another revision than HEAD)
 
 Each row gets the date (UTC, today), the commit (`git rev-parse HEAD`), the machine (CPU model and
 cores from /proc/cpuinfo, memory, GPUs through torch.cuda), torch's thread count (`--threads` when
@@ -139,9 +140,15 @@ def torch_threads() -> int:
     return torch.get_num_threads()
 
 
+MEASURED_AT = "HEAD"  # --commit: the revision the measured run ran, when HEAD has moved on since
+
+
 def commit() -> tuple[str, str]:
-    """(HEAD's hash, a note when the working tree has uncommitted changes)."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    """(the measured revision's hash, a note when it is HEAD and the working tree has uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--verify", f"{MEASURED_AT}^{{commit}}"], cwd=REPO,
+                          capture_output=True, text=True, check=True).stdout
+    if MEASURED_AT != "HEAD":
+        return head.strip(), ""
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.strip()
     return head.strip(), "uncommitted changes in the working tree" if dirty else ""
@@ -264,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the CSVs (default: results/)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads of the measured run (default: this process's; 1 for benchmarks)")
+    parser.add_argument("--commit", default="HEAD", help="the revision the measured run ran (default: HEAD)")
     sub = parser.add_subparsers(dest="kind", required=True)
     p = sub.add_parser("tradeoff", help="one run folder (raypriv train --out DIR)")
     p.add_argument("--run-dir", type=Path, required=True)
@@ -279,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("benchmarks", help="the JSON of python bench/run_all.py --json")
     p.add_argument("--json", type=Path, required=True)
     args = parser.parse_args(argv)
+    global MEASURED_AT
+    MEASURED_AT = args.commit
 
     if args.kind == "tradeoff":
         rows = [tradeoff_row(args.run_dir, args.command, args.label, args.group, args.threads)]

@@ -21,6 +21,7 @@ Slow (a sweep or two each, about 2 minutes on 2 cores); Linux only (reads /proc)
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -178,8 +179,8 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
         assert "target_acc" not in diverged[0].data.metrics
         assert _states(trials) == {"COMPLETE": 1, "FAIL": 1}
         report = (home / "reports").glob("*/pareto.csv")
-        rows = [line.split(",") for line in next(report).read_text().splitlines()[1:]]
-        assert {r[0]: r[5] for r in rows}["trial_0001"] == "false"  # on_front: never the diverged trial
+        rows = list(csv.DictReader(next(report).read_text().splitlines()))
+        assert {r["trial"]: r["on_front"] for r in rows}["trial_0001"] == "false"  # never the diverged trial
 
         # 7. Exposure: Ray (GCS, raylet, dashboard, workers) listened only on 127.0.0.1.
         assert len(sockets) >= 3, sockets

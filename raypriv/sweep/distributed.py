@@ -24,6 +24,7 @@ import ray.train
 import torch
 import torch.distributed as dist
 from ray.train.backend import Backend
+from ray.train.collective import broadcast_from_rank_zero
 from ray.train.torch import TorchConfig
 
 
@@ -68,7 +69,7 @@ def join_process_group(timeout_s: float = 1800.0) -> Iterator[int]:
         port = listener.getsockname()[1]
         store = dist.TCPStore(address, port, world, True, timeout, wait_for_workers=False,
                               master_listen_fd=listener.detach())
-    master = ray.train.collective.broadcast_from_rank_zero((address, port) if rank == 0 else None)
+    master = broadcast_from_rank_zero((address, port) if rank == 0 else None)
     if rank != 0:
         store = dist.TCPStore(master[0], master[1], world, False, timeout)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
