@@ -209,14 +209,26 @@ def _summary(rows: Sequence[dict[str, str]], key: str) -> tuple[float, float]:
     return mean_std(_num(r[key]) for r in rows)
 
 
+def _latest_pair(trade: Sequence[dict[str, str]]) -> str | None:
+    """The last recorded comparison group of the `quick` profile with both a `game` and a `no_game` arm."""
+    groups = [g for g in dict.fromkeys(r["group"] for r in trade if r.get("group"))
+              if {"game", "no_game"} <= {r["label"] for r in trade if r.get("group") == g and r["profile"] == "quick"}]
+    return groups[-1] if groups else None
+
+
 def render_readme_block(results: Path = RESULTS) -> str:
     """The README's one results table: raw frames, the downsampling factor whose action accuracy is
     closest to the learned f_d's, the learned `quick` f_d over its seeds, and its no-game control."""
     base = {r["method"]: r for r in current(read("baselines", results))}
     down = current(read("downsampling", results))
     trade = current(read("tradeoff", results))
-    learned = [r for r in trade if (r["profile"], r["label"]) == LEARNED and not r.get("group")]
-    control = [r for r in trade if (r["profile"], r["label"]) == CONTROL and not r.get("group")]
+    pair = _latest_pair(trade)
+    if pair:  # the latest `raypriv compare` of the quick profile's game and no_game arms
+        learned = [r for r in trade if r.get("group") == pair and r["label"] == "game"]
+        control = [r for r in trade if r.get("group") == pair and r["label"] == "no_game"]
+    else:
+        learned = [r for r in trade if (r["profile"], r["label"]) == LEARNED and not r.get("group")]
+        control = [r for r in trade if (r["profile"], r["label"]) == CONTROL and not r.get("group")]
     chance = {r["task"]: r["chance_pct"] for r in down}
     rows = []
     if "raw" in base:
@@ -249,8 +261,15 @@ def render_readme_block(results: Path = RESULTS) -> str:
                          " / ".join(f"`{w}`" for w in worst), f"{len(members)} runs (seeds {seeds}), mean ± std"])
     header = ["f_d", f"fresh A_T (action, chance {_pct(chance.get('action', ''))})",
               f"A_B^N (identity, chance {_pct(chance.get('identity', ''))})", "worst attacker", "measured"]
+    paired = []
+    if pair:
+        runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+                 "privacy_acc": _num(r["privacy_acc_pct"])} for r in learned + control]
+        game = summarise(runs, ["no_game", "game"], OBJECTIVES)[1]
+        paired = [f"Game minus no game, paired by seed (`{pair}`, {game.n} seeds): fresh A_T "
+                  f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} (95 % t-intervals).", ""]
     return "\n".join([
-        BEGIN, *_table(header, rows), "",
+        BEGIN, *_table(header, rows), "", *paired,
         "Synthetic SBU, laptop preset, held-out test split; `≥` marks a lower bound (fewer attackers). Rendered by",
         "`python bench/tables.py` from `results/*.csv`; every row's command, commit and machine are in",
         "[docs/RESULTS.md](docs/RESULTS.md).",
