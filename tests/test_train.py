@@ -102,7 +102,7 @@ def test_a_diverging_run_names_the_phase_and_writes_nothing(tmp_path):
     from raypriv.method.config import load_run_config
     from raypriv.method.run import run_training
 
-    cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("lr_degrader=1e30",))
+    cfg = load_run_config("search_spaces/sbu.yaml", "smoke", ("pretrain.lr=1e30",))
     with pytest.raises(FloatingPointError, match="loss became nan in degrader reconstruction step 1"):
         run_training(cfg, tmp_path / "out", synthetic=True, log=lambda _: None)
     assert not (tmp_path / "out").exists()
