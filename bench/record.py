@@ -226,17 +226,22 @@ def tradeoff_row(run_dir: Path, command: str, label: str | None, group: str = ""
             "wall_seconds": round(seconds["total"] if isinstance(seconds, dict) else seconds or 0) or ""}
 
 
+def _rounded(text: str) -> int | str:
+    return round(float(text)) if text not in ("", "nan") else ""
+
+
 def compare_rows(compare_dir: Path, command: str, threads: int | None = None) -> list[dict[str, Any]]:
-    """One trade-off row per arm x seed of a `raypriv compare` folder's runs.csv (fractions), grouped
-    under the folder's name."""
+    """One trade-off row per finished arm x seed of a `raypriv compare` folder's runs.csv (fractions),
+    grouped under the folder's name."""
     with open(compare_dir / "runs.csv", newline="") as f:
         runs = list(csv.DictReader(f))
     base = {**provenance(command, threads), **_run_options(command), "group": compare_dir.name}
     return [{**base, "label": run["arm"], "seed": run.get("seed", ""), "config_digest": run.get("config_digest", ""),
              "target_acc_pct": pct(run.get("target_acc")), "target_acc_fresh_pct": pct(run.get("target_acc_fresh")),
              "privacy_acc_pct": pct(run.get("privacy_acc")), "worst_attacker": run.get("worst_attacker", ""),
-             "attackers": run.get("attackers", ""), "wall_seconds": run.get("wall_seconds", "")}
-            for run in runs]
+             "attackers": run.get("attackers") or sum(1 for k, v in run.items() if k.startswith("attacker/") and v != ""),
+             "wall_seconds": run.get("wall_seconds") or _rounded(run.get("seconds/total", ""))}
+            for run in runs if run.get("status", "FINISHED") == "FINISHED"]  # a failed or unfinished run has no figures
 
 
 def baseline_rows(out_dir: Path, command: str, threads: int | None = None) -> list[dict[str, Any]]:

@@ -59,3 +59,19 @@ def test_a_group_is_summarised_per_arm_with_a_paired_interval():
     assert game.diff["privacy_acc"] == pytest.approx((0.0, 0.0, 0.0))
     assert "| no_game | 3 | 0, 1, 2 | 78.0 ± 4.0 % | 73.0 ± 3.0 % | +3.0 [+0.5, +5.5] | +18.0 [+13.0, +23.0] |" in \
         "\n".join(tables._groups_section([{**r, "command": "raypriv compare"} for r in rows]))
+
+
+def test_a_comparison_is_recorded_one_row_per_finished_run(tmp_path):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / "runs.csv").write_text(
+        "arm,seed,target_acc,target_acc_fresh,privacy_acc,status,worst_attacker,config_digest,"
+        "attacker/a,attacker/b,seconds/total\n"
+        "game,0,0.8,0.84,0.30,FINISHED,a,abc,0.30,0.10,2987.4\n"
+        "game,1,nan,nan,nan,RUNNING,,abd,,,\n")
+    rows = record.compare_rows(out, "raypriv compare sbu --synthetic --profile quick --arms game --seeds 0,1 --out cmp")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["label"], row["seed"], row["group"], row["profile"]) == ("game", "0", "cmp", "quick")
+    assert (row["target_acc_fresh_pct"], row["privacy_acc_pct"]) == ("84.00", "30.00")
+    assert (row["attackers"], row["wall_seconds"]) == (2, 2987)
