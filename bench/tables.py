@@ -266,8 +266,10 @@ def render_readme_block(results: Path = RESULTS) -> str:
         runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
                  "privacy_acc": _num(r["privacy_acc_pct"])} for r in learned + control]
         game = summarise(runs, ["no_game", "game"], OBJECTIVES)[1]
-        paired = [f"Game minus no game, paired by seed (`{pair}`, {game.n} seeds): fresh A_T "
-                  f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} (95 % t-intervals).", ""]
+        seeds = sorted({r["seed"] for r in learned} & {r["seed"] for r in control}, key=int)
+        paired = [f"Game minus no game on the same seeds ({', '.join(seeds)}; `{pair}`): fresh A_T "
+                  f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} points"
+                  f"{' (95 % t-intervals)' if len(seeds) > 1 else ''}.", ""]
     return "\n".join([
         BEGIN, *_table(header, rows), "", *paired,
         "Synthetic SBU, laptop preset, held-out test split; `≥` marks a lower bound (fewer attackers). Rendered by",
