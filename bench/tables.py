@@ -267,9 +267,13 @@ def render_readme_block(results: Path = RESULTS) -> str:
                  "privacy_acc": _num(r["privacy_acc_pct"])} for r in learned + control]
         game = summarise(runs, ["no_game", "game"], OBJECTIVES)[1]
         seeds = sorted({r["seed"] for r in learned} & {r["seed"] for r in control}, key=int)
-        paired = [f"Game minus no game on the same seeds ({', '.join(seeds)}; `{pair}`): fresh A_T "
-                  f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} points"
-                  f"{' (95 % t-intervals)' if len(seeds) > 1 else ''}.", ""]
+        if len(seeds) >= 3:
+            paired = [f"Game minus no game on the same seeds ({', '.join(seeds)}; `{pair}`): fresh A_T "
+                      f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} points "
+                      "(95 % t-intervals).", ""]
+        else:  # a trade-off claim needs >= 3 seeds beside the paired control
+            paired = [f"`{pair}` is incomplete: the arms share {len(seeds)} seed(s) ({', '.join(seeds) or 'none'}), "
+                      "fewer than the 3 a paired claim needs; no difference is claimed yet.", ""]
     return "\n".join([
         BEGIN, *_table(header, rows), "", *paired,
         "Synthetic SBU, laptop preset, held-out test split; `≥` marks a lower bound (fewer attackers). Rendered by",
