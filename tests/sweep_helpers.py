@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,21 @@ def start_raypriv(*args: str, home: Path, env: dict[str, str] | None = None) -> 
     full.update(RAY_AUTH_MODE="disabled", RAYPRIV_HOME=str(home), **(env or {}))
     return subprocess.Popen([exe, *args], env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+
+
+def store_ready(home: Path, experiment: str = "sbu") -> bool:
+    """True once the driver's sqlite MLflow store holds `experiment`: its schema migration has finished.
+
+    Read with sqlite3 directly: an MlflowClient opened while the driver still migrates a fresh store
+    would run the migration a second time and fail ("table ... already exists")."""
+    db = home / "mlflow.db"
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT 1 FROM experiments WHERE name = ?", (experiment,)).fetchone() is not None
+    except sqlite3.Error:  # no experiments table yet, or locked by the migration
+        return False
 
 
 def finish(proc: subprocess.Popen, args: tuple[str, ...], timeout: int) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ import pytest
 from raypriv.method.config import ConfigError
 from raypriv.report.stats import paired_difference, summarise
 from raypriv.sweep.config import load_compare_config
-from sweep_helpers import finish, kill_session, start_raypriv
+from sweep_helpers import finish, kill_session, start_raypriv, store_ready
 
 SBU = "search_spaces/sbu.yaml"
 
@@ -71,7 +71,7 @@ def test_compare_end_to_end_killed_and_resumed_without_running_a_finished_run_ag
     proc = start_raypriv(*args, home=home)
     deadline = time.time() + 400
     while time.time() < deadline and proc.poll() is None:  # kill once two runs have finished
-        if (home / "mlflow.db").exists():
+        if store_ready(home):
             _, _, _, children = _children(home)
             if sum(c.info.status == "FINISHED" for c in children) >= 2:
                 break

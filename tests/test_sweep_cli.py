@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from raypriv.cli import cli
-from sweep_helpers import SWEEP_ENV_VARS, finish, kill_session, run_raypriv, start_raypriv
+from sweep_helpers import SWEEP_ENV_VARS, finish, kill_session, run_raypriv, start_raypriv, store_ready
 
 
 
@@ -100,7 +100,7 @@ def test_smoke_sweep_with_confirmation_end_to_end_killed_in_the_confirmation_sta
     proc = start_raypriv(*SMOKE, home=home)
     deadline = time.time() + 420
     while time.time() < deadline and proc.poll() is None:
-        if (home / "mlflow.db").exists():
+        if store_ready(home):
             _, _, _, children = _children(home)
             if sum(_stage(c) in STAGES and c.info.status == "FINISHED" for c in children) >= 2:
                 break
