@@ -8,6 +8,19 @@ import torch
 torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with `slow` tests first, most slow tests first, each file's tests kept together.
+
+    xdist's loadfile hands out files in this order (pyproject.toml sets --no-loadscope-reorder): the
+    minutes-long end-to-end files start at once, and the many short files fill the gaps, instead of
+    the long ones starting last and running alone at the end."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + ("slow" in item.keywords)
+    first_seen = {path: i for i, path in reversed(list(enumerate(item.fspath.strpath for item in items)))}
+    items.sort(key=lambda item: (-slow[item.fspath.strpath], first_seen[item.fspath.strpath]))
+
+
 @pytest.fixture(scope="module")
 def moto_endpoint():
     """An S3 API (moto) on 127.0.0.1 and a free port, for one test module; stopped after it."""
