@@ -8,17 +8,22 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    """Files with `slow` tests first, most slow tests first, each file's tests kept together.
+    """Slow tests first, each one a unit of its own; every other test grouped with its file.
 
-    xdist's loadfile hands out files in this order (pyproject.toml sets --no-loadscope-reorder): the
-    minutes-long end-to-end files start at once, and the many short files fill the gaps, instead of
-    the long ones starting last and running alone at the end."""
+    With `--dist loadgroup --no-loadscope-reorder` (pyproject.toml) xdist hands out units in this
+    order: the minutes-long end-to-end tests start at once and spread over both workers, even when
+    one file holds several of them, and the many short files fill the gaps (their module fixtures
+    built once per file, as with loadfile)."""
     slow: dict[str, int] = {}
     for item in items:
         slow[item.fspath.strpath] = slow.get(item.fspath.strpath, 0) + ("slow" in item.keywords)
+        if "slow" not in item.keywords:
+            item.add_marker(pytest.mark.xdist_group(item.fspath.basename))
     first_seen = {path: i for i, path in reversed(list(enumerate(item.fspath.strpath for item in items)))}
-    items.sort(key=lambda item: (-slow[item.fspath.strpath], first_seen[item.fspath.strpath]))
+    items.sort(key=lambda item: ("slow" not in item.keywords, -slow[item.fspath.strpath],
+                                 first_seen[item.fspath.strpath]))
 
 
 @pytest.fixture(scope="module")
