@@ -31,6 +31,8 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 LEARNED = ("quick", "default")
 CONTROL = ("quick", "no game")
 OBJECTIVES = ("target_acc_fresh", "privacy_acc")
+# The privacy column's name per experiment: identity accuracy on SBU, the attributes' cMAP on VISPR.
+PRIVACY_NAME = {"ucf101-vispr": "cMAP^N"}
 _GOAL = {"<=": "≤", ">=": "≥"}
 
 
@@ -115,10 +117,11 @@ def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
     if not summaries:
         return lines + ["No comparison recorded yet.", ""]
     for name, arms in summaries.items():
-        command = next(r["command"] for r in rows if r.get("group") == name and not r.get("superseded"))
-        lines += [f"### `{name}`", "", f"`{command}`", ""]
+        first = next(r for r in rows if r.get("group") == name and not r.get("superseded"))
+        privacy = PRIVACY_NAME.get(first.get("experiment", ""), "A_B^N")
+        lines += [f"### `{name}`", "", f"`{first['command']}`", ""]
         lines += _table(
-            ["arm", "n", "seeds", "fresh A_T", "A_B^N", f"Δ fresh A_T vs {arms[0].arm}", f"Δ A_B^N vs {arms[0].arm}"],
+            ["arm", "n", "seeds", "fresh A_T", privacy, f"Δ fresh A_T vs {arms[0].arm}", f"Δ {privacy} vs {arms[0].arm}"],
             [[a.arm, a.n, ", ".join(map(str, a.seeds)), _pm(a.mean["target_acc_fresh"], a.std["target_acc_fresh"]),
               _pm(a.mean["privacy_acc"], a.std["privacy_acc"]),
               "–" if i == 0 else _diff(a.diff["target_acc_fresh"]), "–" if i == 0 else _diff(a.diff["privacy_acc"])]
@@ -210,9 +213,10 @@ def _summary(rows: Sequence[dict[str, str]], key: str) -> tuple[float, float]:
 
 
 def _latest_pair(trade: Sequence[dict[str, str]]) -> str | None:
-    """The last recorded comparison group of the `quick` profile with both a `game` and a `no_game` arm."""
+    """The last recorded SBU comparison group of the `quick` profile with both a `game` and a `no_game` arm."""
     groups = [g for g in dict.fromkeys(r["group"] for r in trade if r.get("group"))
-              if {"game", "no_game"} <= {r["label"] for r in trade if r.get("group") == g and r["profile"] == "quick"}]
+              if {"game", "no_game"} <= {r["label"] for r in trade if r.get("group") == g and r["profile"] == "quick"
+                                         and r.get("experiment", "sbu") == "sbu"}]
     return groups[-1] if groups else None
 
 

@@ -75,3 +75,13 @@ def test_a_comparison_is_recorded_one_row_per_finished_run(tmp_path):
     assert (row["label"], row["seed"], row["group"], row["profile"]) == ("game", "0", "cmp", "quick")
     assert (row["target_acc_fresh_pct"], row["privacy_acc_pct"]) == ("84.00", "30.00")
     assert (row["attackers"], row["wall_seconds"]) == (2, 2987)
+
+
+def test_a_cross_dataset_comparison_names_cmap_and_stays_out_of_the_readme_block():
+    rows = [{**_row(arm, seed, 70 + seed, 40 + seed, group="uv"), "command": "raypriv compare ucf101-vispr",
+             "experiment": "ucf101-vispr", "profile": "quick"} for arm in ("game", "no_game") for seed in range(3)]
+    section = "\n".join(tables._groups_section(rows))
+    assert "| arm | n | seeds | fresh A_T | cMAP^N | Δ fresh A_T vs game | Δ cMAP^N vs game |" in section
+    assert tables._latest_pair(rows) is None  # the README's table is SBU's
+    sbu = [{**r, "group": "s", "experiment": "sbu"} for r in rows]
+    assert tables._latest_pair(rows + sbu) == "s"
