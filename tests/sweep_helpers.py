@@ -30,19 +30,25 @@ def start_raypriv(*args: str, home: Path, env: dict[str, str] | None = None) -> 
                             start_new_session=True)
 
 
-def store_ready(home: Path, experiment: str = "sbu") -> bool:
-    """True once the driver's sqlite MLflow store holds `experiment`: its schema migration has finished.
+def store_value(db: Path, sql: str, params: tuple = ()):
+    """The first column of the first row `sql` finds in the sqlite MLflow store `db`, read-only, or
+    None while there is no store, no such table yet, or the driver holds it locked.
 
     Read with sqlite3 directly: an MlflowClient opened while the driver still migrates a fresh store
     would run the migration a second time and fail ("table ... already exists")."""
-    db = home / "mlflow.db"
     if not db.exists():
-        return False
+        return None
     try:
         with sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT 1 FROM experiments WHERE name = ?", (experiment,)).fetchone() is not None
-    except sqlite3.Error:  # no experiments table yet, or locked by the migration
-        return False
+            row = conn.execute(sql, params).fetchone()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
+
+
+def store_ready(home: Path, experiment: str = "sbu") -> bool:
+    """True once the driver's sqlite MLflow store holds `experiment`: its schema migration has finished."""
+    return store_value(home / "mlflow.db", "SELECT 1 FROM experiments WHERE name = ?", (experiment,)) is not None
 
 
 def finish(proc: subprocess.Popen, args: tuple[str, ...], timeout: int) -> subprocess.CompletedProcess:

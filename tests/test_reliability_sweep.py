@@ -27,7 +27,6 @@ import os
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import pytest
 import yaml
 
 from sweep_helpers import (files_containing, finish, kill_session, listening_sockets, run_raypriv, session_pids,
-                           start_raypriv)
+                           start_raypriv, store_value)
 
 pytestmark = [
     pytest.mark.slow,
@@ -98,15 +97,8 @@ def _one_value_per_step(client, run_id: str) -> list[int]:
 
 def _logged_through(db: Path, trial: str) -> int:
     """The last iteration `trial`'s child run has logged (0 before any)."""
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            row = con.execute("select max(m.step) from metrics m join runs r on m.run_uuid = r.run_uuid where "
-                              "m.key = 'train/loss_target' and r.name = ?", (trial,)).fetchone()
-    except sqlite3.Error:
-        return 0
-    return row[0] or 0
+    return store_value(db, "select max(m.step) from metrics m join runs r on m.run_uuid = r.run_uuid where "
+                           "m.key = 'train/loss_target' and r.name = ?", (trial,)) or 0
 
 
 def _train_workers(root_pid: int) -> list[int]:
@@ -215,14 +207,8 @@ def _wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | Non
 
 
 def _finished_children(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
-            return con.execute("select count(*) from runs r join tags t on r.run_uuid = t.run_uuid where "
-                               "t.key = 'raypriv.role' and t.value = 'trial' and r.status = 'FINISHED'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    return store_value(db, "select count(*) from runs r join tags t on r.run_uuid = t.run_uuid where "
+                           "t.key = 'raypriv.role' and t.value = 'trial' and r.status = 'FINISHED'") or 0
 
 
 def test_driver_killed_mid_sweep_resumes_without_losing_or_duplicating_anything(tmp_path):
@@ -303,8 +289,8 @@ def test_tracking_outage_of_30_seconds_mid_sweep_loses_no_metric(tmp_path):
     proc = start_raypriv(*args, home=home, env={"MLFLOW_TRACKING_URI": uri})
     try:
         def metrics_flowing() -> bool:
-            with sqlite3.connect(f"file:{server_dir / 'mlflow.db'}?mode=ro", uri=True, timeout=1) as con:
-                return con.execute("select count(*) from metrics where key = 'train/loss_target'").fetchone()[0] >= 1
+            return (store_value(server_dir / "mlflow.db",
+                                "select count(*) from metrics where key = 'train/loss_target'") or 0) >= 1
 
         _wait_for(metrics_flowing, 300, "the first logged iteration", proc)
         kill_session(server.pid)  # the tracking server goes away ...
