@@ -47,7 +47,10 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-LONG_GAME = ("--set", "adversarial.iterations=400", "--set", "adversarial.checkpoint_every=20")
+# A 160-iteration game with a checkpoint every 20, killed once iteration 60 is logged: mid-game, after
+# three checkpoints, with 100 iterations (tens of seconds) still to play.
+ITERATIONS, CHECKPOINT_EVERY, KILL_AT = 160, 20, 60
+LONG_GAME = ("--set", f"adversarial.iterations={ITERATIONS}", "--set", f"adversarial.checkpoint_every={CHECKPOINT_EVERY}")
 CANARY = "canary-Zq8rT3-must-never-appear"
 SMOKE = ("sweep", "sbu", "--synthetic", "--profile", "smoke", "--sampler", "random")
 
@@ -136,8 +139,8 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
     watcher.start()
     killed = []
     try:
-        _wait_for(lambda: _logged_through(home / "mlflow.db", "trial_0000") >= 120, 300,
-                  "iteration 120 of trial_0000", proc)
+        _wait_for(lambda: _logged_through(home / "mlflow.db", "trial_0000") >= KILL_AT, 300,
+                  f"iteration {KILL_AT} of trial_0000", proc)
         workers = _train_workers(proc.pid)
         assert len(workers) == 2, workers  # the trial's two ranks
         os.kill(workers[-1], signal.SIGKILL)
@@ -162,8 +165,8 @@ def test_worker_failure_diverging_trial_secrets_and_exposure(tmp_path):
         assert store.TAG_FAILURE not in retried.data.tags  # the first attempt's failure is not left behind
         assert retried.data.tags[store.TAG_WORKERS] == "2"
         resumed_from = int(retried.data.tags[store.TAG_RESUMED])  # the last checkpoint before the kill
-        assert resumed_from % 20 == 0 and 100 <= resumed_from <= killed[0]
-        assert _one_value_per_step(client, retried.info.run_id) == list(range(1, 401))
+        assert resumed_from % CHECKPOINT_EVERY == 0 and KILL_AT - CHECKPOINT_EVERY <= resumed_from <= killed[0]
+        assert _one_value_per_step(client, retried.info.run_id) == list(range(1, ITERATIONS + 1))
         diverged = [c for c in children if float(c.data.params["lr_degrader"]) > 1]
         assert [c.info.run_name for c in diverged] == ["trial_0001"]
         assert diverged[0].info.status == "FAILED"
@@ -219,8 +222,8 @@ def test_driver_killed_mid_sweep_resumes_without_losing_or_duplicating_anything(
     launched = time.monotonic()
     proc = start_raypriv(*args, home=home)
     try:
-        _wait_for(lambda: _logged_through(home / "mlflow.db", "trial_0000") >= 120, 300,
-                  "iteration 120 of trial_0000", proc)
+        _wait_for(lambda: _logged_through(home / "mlflow.db", "trial_0000") >= KILL_AT, 300,
+                  f"iteration {KILL_AT} of trial_0000", proc)
         killed_at = time.monotonic()
         os.killpg(proc.pid, signal.SIGKILL)  # the driver dies mid-game, and with it its local Ray
     finally:
@@ -238,7 +241,7 @@ def test_driver_killed_mid_sweep_resumes_without_losing_or_duplicating_anything(
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert _states(trials) == {"COMPLETE": 2}
     for child in children:
-        assert _one_value_per_step(client, child.info.run_id) == list(range(1, 401))
+        assert _one_value_per_step(client, child.info.run_id) == list(range(1, ITERATIONS + 1))
     resumed = {c.info.run_name: int(c.data.tags.get(store.TAG_RESUMED, -1)) for c in children}
     assert resumed["trial_0000"] >= 1  # continued from a loop checkpoint, not from the start
 
