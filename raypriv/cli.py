@@ -120,6 +120,7 @@ def train_command(experiment, synthetic, root, profile, config, overrides, out) 
     """Train one degrader with Algorithm 1 (no Ray) and evaluate it two-fold."""
     cfg = _load_config(experiment, config, profile, overrides)
     from raypriv.method.run import run_training
+    from raypriv.report.confirmed import privacy_label
 
     try:
         result = run_training(cfg, out, synthetic=synthetic, root=root, progress=sys.stderr.isatty(), log=click.echo)
@@ -130,14 +131,9 @@ def train_command(experiment, synthetic, root, profile, config, overrides, out) 
     ev = result.evaluation
     click.echo(
         f"A_T {100 * ev.target_acc:.1f} %  A_T fresh {100 * ev.target_acc_fresh:.1f} %  "
-        f"{_privacy_label(ev.privacy_metric)} {100 * ev.privacy_acc:.1f} % (worst: {ev.worst_attacker}; "
+        f"{privacy_label(ev.privacy_metric)} {100 * ev.privacy_acc:.1f} % (worst: {ev.worst_attacker}; "
         f"chance {100 * ev.chance_privacy:.1f} %)  in {result.seconds['total']:.0f} s -> {out}"
     )
-
-
-def _privacy_label(metric: str) -> str:
-    """How the privacy score reads: A_B^N (the attackers' best accuracy) or their best cMAP."""
-    return "A_B^N" if metric == "accuracy" else "cMAP^N"
 
 
 @cli.command("evaluate")
@@ -192,6 +188,7 @@ def baselines_command(experiment, synthetic, root, profile, config, overrides, o
     from raypriv.method.data import load_run_data
     from raypriv.method.models import budget_model_names, families_of
     from raypriv.method.run import evaluation_workers, run_attackers
+    from raypriv.report.confirmed import privacy_label
 
     # The attackers a degrader trained with this config would face, so the points compare.
     families = families_of(budget_model_names(cfg.budget))
@@ -204,7 +201,7 @@ def baselines_command(experiment, synthetic, root, profile, config, overrides, o
             workers=evaluation_workers(cfg),
             out_dir=out,
             on_row=lambda row: click.echo(
-                f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  {_privacy_label(row.result.privacy_metric)} "
+                f"{row.method:15s} A_T {100 * row.target_acc:5.1f} %  {privacy_label(row.result.privacy_metric)} "
                 f"{100 * row.privacy_acc:5.1f} % (worst: {row.worst_attacker})"
             ),
             data=load_run_data(cfg.data, synthetic=synthetic, root=root) if cross else None,
@@ -365,7 +362,7 @@ def compare_command(experiment, synthetic, root, profile, config, overrides, arm
     except SweepError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"\ncomparison {outcome.sweep_id}: {len(outcome.rows)} runs in {outcome.seconds:.0f} s\n")
-    click.echo(summary_markdown(outcome.summary))
+    click.echo(summary_markdown(outcome.summary, outcome.privacy))
     click.echo(f"\nfiles: {', '.join(str(p) for p in outcome.files)} (also on the MLflow parent run {outcome.sweep_id})")
     click.echo(f"MLflow:  {where.mlflow_ui_command()}   (experiment {cfg.name})")
     if outcome.interrupted or outcome.errored or outcome.diverged:

@@ -13,6 +13,7 @@ import pytest
 
 from raypriv.method.config import ConfigError
 from raypriv.report.stats import paired_difference, summarise
+from raypriv.sweep.compare import privacy_name, summary_markdown
 from raypriv.sweep.config import load_compare_config
 from sweep_helpers import finish, kill_session, start_raypriv, store_ready
 
@@ -48,6 +49,15 @@ def test_the_summary_pairs_each_arm_with_the_first_on_common_seeds():
     assert mean == pytest.approx(0.16) and low == pytest.approx(0.16 - 12.706 * 0.04, abs=1e-3)
     assert high == pytest.approx(0.16 + 12.706 * 0.04, abs=1e-3)
     assert all(math.isnan(v) for v in paired_difference([0.5], [0.4])[1:])  # one pair: no interval
+
+
+def test_the_privacy_column_is_named_for_what_the_runs_measured():
+    rows = [{"arm": "game", "seed": s, "target_acc": 0.8, "target_acc_fresh": 0.8, "privacy_acc": 0.4} for s in (0, 1)]
+    assert privacy_name(rows) == "A_B^N"
+    assert privacy_name([{**r, "privacy_cmap": 0.4} for r in rows]) == "cMAP^N"  # ucf101-vispr's attribute cMAP
+    table = summary_markdown(summarise(rows, ["game"]), "cMAP^N")
+    assert table.startswith("| arm | n | fresh A_T | cMAP^N | fresh A_T − game (95 %) | cMAP^N − game (95 %) |")
+    assert "A_B^N" not in table
 
 
 def _children(home):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from raypriv.report.render import Point, baseline_kind, plot_tradeoff, tradeoff_html
+from raypriv.report.render import Point, baseline_kind, plot_tradeoff, tradeoff_figure, tradeoff_html, tradeoff_plotly
 
 POINTS = [
     Point("raw", "raw", 0.9, 1.0),
@@ -29,3 +29,12 @@ def test_tradeoff_html_is_one_self_contained_page_with_the_points_and_their_deta
     assert "<script src=" not in page  # plotly.js inlined: opens offline and in MLflow's artifact viewer
     assert "Plotly.newPlot" in page and "trial_0003: gamma=2" in page and "2 complete trials" in page
     assert page.count('"name":"Method 1: downsampling"') == 1 and '"name":"game"' in page
+
+
+def test_the_privacy_axis_is_named_for_the_score_it_shows():
+    assert tradeoff_figure(POINTS, title="t").axes[0].get_xlabel().startswith("A_B^N: best fresh attacker's identity")
+    figure = tradeoff_figure(POINTS, title="t", chance=(0.1, 0.3), privacy="cMAP^N")
+    assert figure.axes[0].get_xlabel().startswith("cMAP^N: best fresh attacker's attribute cMAP")
+    assert "attribute chance (30.0 %)" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    page = tradeoff_plotly(POINTS, title="t", privacy="cMAP^N")
+    assert page.layout.xaxis.title.text.startswith("cMAP^N") and "A_B^N" not in page.layout.xaxis.title.text

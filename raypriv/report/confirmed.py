@@ -114,6 +114,11 @@ def overlaps(confirmed: Sequence[Replicated]) -> dict[str, tuple[str, ...]]:
     return {a.name: tuple(b.name for b in confirmed if b is not a and intersect(a, b)) for a in confirmed}
 
 
+def privacy_label(metric: str) -> str:
+    """How the privacy score reads: A_B^N (the attackers' best accuracy) or cMAP^N (their best cMAP)."""
+    return "A_B^N" if metric == "accuracy" else "cMAP^N"
+
+
 def pct(mean: float, std: float = math.nan) -> str:
     """`62.5 ± 3.1 %`, `62.5 %` without a std, `–` without a value."""
     if not math.isfinite(mean):

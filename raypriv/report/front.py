@@ -77,6 +77,7 @@ class Report:
     chance: tuple[float, float] = (math.nan, math.nan)  # (A_T, A_B^N) chance levels
     confirmation: Confirmation | None = None  # the confirmation stage's groups, when it ran
     figures: dict[str, Any] = field(default_factory=dict)  # file name -> its matplotlib / plotly figure
+    privacy: str = "A_B^N"  # the privacy score's name: A_B^N, or cMAP^N (multi-label privacy task)
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -97,7 +98,7 @@ def read_baselines(path: str | Path) -> list[Baseline]:
 def build_report(records: list[TrialRecord], out_dir: Path, *, sweep: str, configs: dict[str, dict] | None = None,
                  experiment: str = "sbu", profile: str | None = None, data_args: str = "--synthetic",
                  baselines: Sequence[Baseline] = (), chance: tuple[float, float] = (math.nan, math.nan),
-                 confirmed: Sequence[Replicated] = ()) -> Report:
+                 confirmed: Sequence[Replicated] = (), privacy: str = "A_B^N") -> Report:
     """Select the front over complete trials and write the report's files to `out_dir`.
 
     configs: run_id -> resolved run config of (at least) the front trials (after a confirmation
@@ -111,7 +112,8 @@ def build_report(records: list[TrialRecord], out_dir: Path, *, sweep: str, confi
     history = [(r.number, hypervolume([c.target_acc for c in complete[: i + 1]], [c.privacy_acc for c in complete[: i + 1]]))
                for i, r in enumerate(complete)]
     screen = {r.trial: {"target_acc": r.target_acc, "privacy_acc": r.privacy_acc} for r in complete}
-    report = Report(sweep, records, on_front, history, [], chance, confirm(confirmed, screen) if confirmed else None)
+    report = Report(sweep, records, on_front, history, [], chance, confirm(confirmed, screen) if confirmed else None,
+                    privacy=privacy)
 
     report.files.append(_write_csv(report, out_dir / "pareto.csv"))
     with open(out_dir / "hypervolume.csv", "w", newline="") as f:
@@ -135,10 +137,11 @@ def _write_plots(report: Report, out_dir: Path, baselines: Sequence[Baseline]) -
         confirmed = report.confirmation.of_stage("confirm")
         seeds = max((g.summary.n for g in confirmed), default=0)
         title += f" (faint); {len(confirmed)} confirmed over {seeds} seeds, mean ± std"
-    png = tradeoff_figure(points, title=title, chance=report.chance, hypervolume=report.hypervolume)
+    png = tradeoff_figure(points, title=title, chance=report.chance, hypervolume=report.hypervolume,
+                          privacy=report.privacy)
     png.savefig(out_dir / "pareto.png", dpi=110)
     plt.close(png)
-    page = tradeoff_plotly(points, title=title, chance=report.chance)
+    page = tradeoff_plotly(points, title=title, chance=report.chance, privacy=report.privacy)
     page.write_html(out_dir / "pareto.html", **HTML_KWARGS)
     report.figures = {"pareto.png": png, "pareto.html": page}
     report.files += [out_dir / "pareto.png", out_dir / "pareto.html"]

@@ -45,6 +45,11 @@ class Point:
     hover: str = ""  # details for the interactive page
 
 
+# The privacy score's name (`raypriv.report.confirmed.privacy_label`) -> its axis title and chance line.
+PRIVACY_AXES = {"A_B^N": ("A_B^N: best fresh attacker's identity accuracy (%)", "identity chance"),
+                "cMAP^N": ("cMAP^N: best fresh attacker's attribute cMAP (%)", "attribute chance")}
+
+
 def baseline_kind(method: str) -> str:
     """The style kind of a baseline method name (`downsample_s8` -> `downsample`)."""
     return "downsample" if method.startswith("downsample_s") else method
@@ -65,11 +70,11 @@ def _size(point: Point) -> float:
 
 def plot_tradeoff(points: Sequence[Point], path: str | Path, *, title: str,
                   chance: tuple[float, float] = (math.nan, math.nan),
-                  hypervolume: Sequence[tuple[int, float]] = ()) -> Path:
+                  hypervolume: Sequence[tuple[int, float]] = (), privacy: str = "A_B^N") -> Path:
     """Write the trade-off as a PNG (`tradeoff_figure`)."""
     import matplotlib.pyplot as plt
 
-    fig = tradeoff_figure(points, title=title, chance=chance, hypervolume=hypervolume)
+    fig = tradeoff_figure(points, title=title, chance=chance, hypervolume=hypervolume, privacy=privacy)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -78,11 +83,11 @@ def plot_tradeoff(points: Sequence[Point], path: str | Path, *, title: str,
 
 
 def tradeoff_figure(points: Sequence[Point], *, title: str, chance: tuple[float, float] = (math.nan, math.nan),
-                    hypervolume: Sequence[tuple[int, float]] = ()):
+                    hypervolume: Sequence[tuple[int, float]] = (), privacy: str = "A_B^N"):
     """The trade-off as a matplotlib figure: every point styled by kind (bold front points joined by a
     step line, error bars where a point has a std, faint single runs), chance levels as dotted lines,
     and beside it the hypervolume after each trial when `hypervolume` is given. `chance` = (action,
-    identity)."""
+    privacy); `privacy` names the x axis (`PRIVACY_AXES`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -113,11 +118,11 @@ def tradeoff_figure(points: Sequence[Point], *, title: str, chance: tuple[float,
             ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=7)
     chance_t, chance_b = chance
     if math.isfinite(chance_b):
-        ax.axvline(100 * chance_b, ls=":", c="gray", lw=1, label=f"identity chance ({100 * chance_b:.1f} %)")
+        ax.axvline(100 * chance_b, ls=":", c="gray", lw=1, label=f"{PRIVACY_AXES[privacy][1]} ({100 * chance_b:.1f} %)")
     if math.isfinite(chance_t):
         ax.axhline(100 * chance_t, ls=":", c="gray", lw=1, label=f"action chance ({100 * chance_t:.1f} %)")
     ax.set(xlim=(0, 105), ylim=(0, 105), title=title,
-           xlabel="A_B^N: best fresh attacker's identity accuracy (%), lower = more private",
+           xlabel=f"{PRIVACY_AXES[privacy][0]}, lower = more private",
            ylabel="A_T: action accuracy on f_d(X) (%), higher = more useful")
     ax.title.set_fontsize(10)
     ax.grid(alpha=0.3)
@@ -148,19 +153,20 @@ HTML_KWARGS = {"include_plotlyjs": True, "full_html": True, "div_id": "tradeoff"
 
 
 def tradeoff_html(points: Sequence[Point], path: str | Path, *, title: str,
-                  chance: tuple[float, float] = (math.nan, math.nan), intro: str = "") -> Path:
+                  chance: tuple[float, float] = (math.nan, math.nan), intro: str = "", privacy: str = "A_B^N") -> Path:
     """The trade-off as one self-contained interactive page (`tradeoff_plotly`): hover a point for
     its details; `intro` is a line of context above the chart."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tradeoff_plotly(points, title=title, chance=chance).write_html(path, **HTML_KWARGS)
+    tradeoff_plotly(points, title=title, chance=chance, privacy=privacy).write_html(path, **HTML_KWARGS)
     if intro:
         page = path.read_text()
         path.write_text(page.replace("<body>", f"<body><p style='font:14px sans-serif'>{intro}</p>", 1))
     return path
 
 
-def tradeoff_plotly(points: Sequence[Point], *, title: str, chance: tuple[float, float] = (math.nan, math.nan)):
+def tradeoff_plotly(points: Sequence[Point], *, title: str, chance: tuple[float, float] = (math.nan, math.nan),
+                    privacy: str = "A_B^N"):
     """The trade-off as an interactive plotly figure (the same points and styles as the PNG)."""
     import plotly.graph_objects as go
 
@@ -181,11 +187,11 @@ def tradeoff_plotly(points: Sequence[Point], *, title: str, chance: tuple[float,
         ))
     chance_t, chance_b = chance
     if math.isfinite(chance_b):
-        fig.add_vline(x=100 * chance_b, line_dash="dot", line_color="gray", annotation_text="identity chance")
+        fig.add_vline(x=100 * chance_b, line_dash="dot", line_color="gray", annotation_text=PRIVACY_AXES[privacy][1])
     if math.isfinite(chance_t):
         fig.add_hline(y=100 * chance_t, line_dash="dot", line_color="gray", annotation_text="action chance")
     fig.update_layout(title=title, template="plotly_white", width=900, height=620,
-                      xaxis=dict(title="A_B^N (%), lower = more private", range=[0, 105]),
+                      xaxis=dict(title=f"{PRIVACY_AXES[privacy][0]}, lower = more private", range=[0, 105]),
                       yaxis=dict(title="A_T (%), higher = more useful", range=[0, 105]))
     return fig
 

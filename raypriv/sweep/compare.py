@@ -36,6 +36,7 @@ class CompareOutcome(SweepOutcome):
     rows: list[dict] = field(default_factory=list)  # runs.csv
     summary: list[ArmSummary] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    privacy: str = "A_B^N"  # how the privacy score reads: A_B^N, or cMAP^N for a multi-label privacy task
 
 
 def compare_specs(config: CompareConfig) -> list[TrialSpec]:
@@ -78,10 +79,12 @@ def run_compare(
     collect(results, len(specs), outcome)
     outcome.rows = compare_rows(mlflow_client, plan.experiment_id, plan.parent_run_id)
     outcome.summary = summarise([r for r in outcome.rows if r["status"] == "FINISHED"], config.arms)
-    outcome.files = write_comparison(outcome.rows, outcome.summary, out_dir, title=run_id, baselines=baselines)
+    outcome.privacy = privacy_name(outcome.rows)
+    outcome.files = write_comparison(outcome.rows, outcome.summary, out_dir, title=run_id, baselines=baselines,
+                                     privacy=outcome.privacy)
     for path in outcome.files:
         mlflow_client.log_artifact(plan.parent_run_id, str(path))
-    mlflow_client.set_tag(plan.parent_run_id, "mlflow.note.content", summary_markdown(outcome.summary))
+    mlflow_client.set_tag(plan.parent_run_id, "mlflow.note.content", summary_markdown(outcome.summary, outcome.privacy))
     mlflow_client.set_terminated(plan.parent_run_id, status=outcome.status)
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -94,8 +97,16 @@ def compare_rows(mlflow_client, experiment_id: str, parent_run_id: str) -> list[
     return run_rows(child_runs(mlflow_client, experiment_id, parent_run_id))
 
 
+def privacy_name(rows: list[dict]) -> str:
+    """cMAP^N when the runs scored privacy by cMAP (their rows carry `privacy_cmap`), else A_B^N."""
+    from raypriv.report.confirmed import privacy_label
+
+    cmap = any(isinstance(r.get("privacy_cmap"), float) and math.isfinite(r["privacy_cmap"]) for r in rows)
+    return privacy_label("cmap" if cmap else "accuracy")
+
+
 def write_comparison(rows: list[dict], summary: list[ArmSummary], out_dir: Path, *, title: str,
-                     baselines: Path | None = None) -> list[Path]:
+                     baselines: Path | None = None, privacy: str = "A_B^N") -> list[Path]:
     """runs.csv, summary.csv, compare.png and compare.html in `out_dir`."""
     from raypriv.report.front import read_baselines
     from raypriv.report.render import Point, baseline_kind, plot_tradeoff, tradeoff_html
@@ -110,17 +121,17 @@ def write_comparison(rows: list[dict], summary: list[ArmSummary], out_dir: Path,
     finished = [r for r in rows if r["status"] == "FINISHED"]
     points = [Point(f"{r['arm']} s{r['seed']}", r["arm"], r["target_acc_fresh"], r["privacy_acc"], faint=True,
                     hover=f"{r['arm']} seed {r['seed']}: fresh A_T {100 * r['target_acc_fresh']:.1f} %, "
-                          f"A_B^N {100 * r['privacy_acc']:.1f} % ({r['worst_attacker']})") for r in finished]
+                          f"{privacy} {100 * r['privacy_acc']:.1f} % ({r['worst_attacker']})") for r in finished]
     points += [Point(a.arm, a.arm, a.mean["target_acc_fresh"], a.mean["privacy_acc"], a.std["target_acc_fresh"],
                      a.std["privacy_acc"], hover=f"{a.arm}: n = {a.n}") for a in summary if a.n]
     points += [Point(b.method, baseline_kind(b.method), b.target_acc, b.privacy_acc)
                for b in (read_baselines(baselines) if baselines else [])]
     chance = next(((r.get("chance_target", math.nan), r.get("chance_privacy", math.nan)) for r in finished),
                   (math.nan, math.nan))
-    heading = f"{title}: fresh A_T against A_B^N, mean ± std over seeds (faint: each seed)"
+    heading = f"{title}: fresh A_T against {privacy}, mean ± std over seeds (faint: each seed)"
     return [out_dir / "runs.csv", out_dir / "summary.csv",
-            plot_tradeoff(points, out_dir / "compare.png", title=heading, chance=chance),
-            tradeoff_html(points, out_dir / "compare.html", title=heading, chance=chance)]
+            plot_tradeoff(points, out_dir / "compare.png", title=heading, chance=chance, privacy=privacy),
+            tradeoff_html(points, out_dir / "compare.html", title=heading, chance=chance, privacy=privacy)]
 
 
 def _write_summary(summary: list[ArmSummary], path: Path) -> None:
@@ -143,8 +154,9 @@ def _num(x: float) -> str:
     return "" if not math.isfinite(x) else f"{x:.4f}"
 
 
-def summary_markdown(summary: list[ArmSummary]) -> str:
-    """The summary as a Markdown table: the parent run's description in the MLflow UI."""
+def summary_markdown(summary: list[ArmSummary], privacy: str = "A_B^N") -> str:
+    """The summary as a Markdown table (the parent run's description in the MLflow UI); `privacy`
+    names the privacy column (A_B^N, or cMAP^N)."""
     from raypriv.report.confirmed import pct
 
     reference = summary[0].arm if summary else ""
@@ -153,7 +165,7 @@ def summary_markdown(summary: list[ArmSummary]) -> str:
         return "–" if not math.isfinite(d[0]) else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]" \
             if math.isfinite(d[1]) else f"{100 * d[0]:+.1f}"
 
-    lines = ["| arm | n | fresh A_T | A_B^N | fresh A_T − " + reference + " (95 %) | A_B^N − " + reference + " (95 %) |",
+    lines = [f"| arm | n | fresh A_T | {privacy} | fresh A_T − {reference} (95 %) | {privacy} − {reference} (95 %) |",
              "|---|---|---|---|---|---|"]
     for a in summary:
         lines.append(f"| {a.arm} | {a.n} | {pct(a.mean['target_acc_fresh'], a.std['target_acc_fresh'])} | "
