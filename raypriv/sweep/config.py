@@ -22,8 +22,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from raypriv.method.config import (ALIASES, ConfigError, RunConfig, Frozen, annotation_of, describe, mapping, merge,
                                    nest, parse_run_config, profile_of, read_space_file, run_keys, run_mapping,
                                    source_of)
-from raypriv.method.run import check_run_config
 
+
+
+def check_run_config(run: RunConfig, source: str) -> RunConfig:
+    """`raypriv.method.run.check_run_config`, imported on first use: the Ray processes that unpickle
+    a plan (a trial's Tune actor, its Train controller) then load the schema without torch and the
+    model registry (about 2 s of CPU per process)."""
+    from raypriv.method.run import check_run_config as check
+
+    return check(run, source)
 
 class FloatParam(Frozen):
     """A float from [low, high]: log-uniform with `log` (γ, learning rates), else uniform."""
