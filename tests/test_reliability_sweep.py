@@ -47,9 +47,9 @@ pytestmark = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
-# A 160-iteration game with a checkpoint every 20, killed once iteration 60 is logged: mid-game, after
-# three checkpoints, with 100 iterations (tens of seconds) still to play.
-ITERATIONS, CHECKPOINT_EVERY, KILL_AT = 160, 20, 60
+# An 80-iteration game with a checkpoint every 10, killed once iteration 30 is logged: mid-game, after
+# three checkpoints, with 50 iterations (over 10 s on 2 cores) still to play.
+ITERATIONS, CHECKPOINT_EVERY, KILL_AT = 80, 10, 30
 LONG_GAME = ("--set", f"adversarial.iterations={ITERATIONS}", "--set", f"adversarial.checkpoint_every={CHECKPOINT_EVERY}")
 CANARY = "canary-Zq8rT3-must-never-appear"
 SMOKE = ("sweep", "sbu", "--synthetic", "--profile", "smoke", "--sampler", "random")
