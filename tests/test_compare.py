@@ -1,13 +1,11 @@
 """`raypriv compare` end to end on a real local Ray and sqlite MLflow (smoke profile, 2 arms x 2
-seeds), killed part-way and resumed: finished runs are not run again; and its pure parts
-(config resolution, the summary's statistics)."""
+seeds): its child runs, files and summary, and a second start refused; and its pure parts (config
+resolution, the summary's statistics, the privacy column's name)."""
 
 from __future__ import annotations
 
 import csv
 import math
-import sys
-import time
 
 import pytest
 
@@ -15,7 +13,7 @@ from raypriv.method.config import ConfigError
 from raypriv.report.stats import paired_difference, summarise
 from raypriv.sweep.compare import privacy_name, summary_markdown
 from raypriv.sweep.config import load_compare_config
-from sweep_helpers import finish, kill_session, start_raypriv, store_ready
+from sweep_helpers import run_raypriv
 
 SBU = "search_spaces/sbu.yaml"
 
@@ -71,30 +69,17 @@ def _children(home):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to kill the driver's session")
-def test_compare_end_to_end_killed_and_resumed_without_running_a_finished_run_again(tmp_path):
+def test_compare_end_to_end_logs_every_arm_and_seed_and_is_not_run_twice(tmp_path):
+    """`raypriv compare` runs its fixed trials through the same `prepare` + `tune_fixed` as a sweep's
+    confirmation stage, whose kill and --resume mid-stage test_sweep_cli.py checks end to end."""
     from raypriv.sweep import tracking as store
 
     home, out = tmp_path / "home", tmp_path / "out"
     args = ("compare", "sbu", "--synthetic", "--profile", "smoke", "--arms", "game,no_game", "--seeds", "0,1",
-            "--concurrency", "1", "--out", str(out))
-    proc = start_raypriv(*args, home=home)
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None:  # kill once two runs have finished
-        if store_ready(home):
-            _, _, _, children = _children(home)
-            if sum(c.info.status == "FINISHED" for c in children) >= 2:
-                break
-        time.sleep(2)
-    assert proc.poll() is None, "the comparison ended before it could be interrupted"
-    kill_session(proc.pid)
-    proc.communicate()
-    _, _, _, before = _children(home)
-    finished = {c.info.run_name: c.info.start_time for c in before if c.info.status == "FINISHED"}
-    assert len(finished) >= 2
-
-    resumed = finish(start_raypriv(*args, "--resume", home=home), args, timeout=600)
-    assert resumed.returncode == 0, resumed.stdout[-8000:]
+            "--concurrency", "2", "--out", str(out))
+    done = run_raypriv(*args, home=home, timeout=600)
+    assert done.returncode == 0, done.stdout[-8000:]
+    assert "| arm | n | fresh A_T | A_B^N |" in done.stdout
     client, experiment, parents, children = _children(home)
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
@@ -104,8 +89,6 @@ def test_compare_end_to_end_killed_and_resumed_without_running_a_finished_run_ag
         assert child.info.status == "FINISHED"
         assert (tags[store.TAG_ARM], tags[store.TAG_SEED]) == (child.info.run_name[:-3], child.info.run_name[-1])
         assert tags[store.TAG_STAGE] == "compare" and tags[store.TAG_WORKERS] == "1" and len(tags[store.TAG_DIGEST]) == 12
-        if child.info.run_name in finished:  # not run again
-            assert child.info.start_time == finished[child.info.run_name]
     with open(out / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["arm"], r["seed"]) for r in rows] == [("game", "0"), ("game", "1"), ("no_game", "0"), ("no_game", "1")]
@@ -117,3 +100,8 @@ def test_compare_end_to_end_killed_and_resumed_without_running_a_finished_run_ag
     assert "privacy_acc_diff_low" in summary[0] and (out / "compare.png").stat().st_size > 0
     note = parents[0].data.tags["mlflow.note.content"]
     assert note.startswith("| arm | n | fresh A_T") and "| no_game | 2 |" in note
+
+    # The same comparison again is refused before anything starts; --resume would continue it.
+    again = run_raypriv(*args, home=home, timeout=120)
+    assert again.returncode != 0 and "already exists" in again.stdout and "--resume" in again.stdout
+    assert len(_children(home)[3]) == 4

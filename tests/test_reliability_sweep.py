@@ -288,7 +288,7 @@ def test_tracking_outage_of_30_seconds_mid_sweep_loses_no_metric(tmp_path):
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     server = _mlflow_server(server_dir, port)
-    args = (*SMOKE, "--seed", "0")
+    args = (*SMOKE, "--seed", "0", "--trials", "2")  # both at once: each logs through the outage
     proc = start_raypriv(*args, home=home, env={"MLFLOW_TRACKING_URI": uri})
     try:
         def metrics_flowing() -> bool:
@@ -302,7 +302,7 @@ def test_tracking_outage_of_30_seconds_mid_sweep_loses_no_metric(tmp_path):
         run = finish(proc, args, timeout=480)
         assert run.returncode == 0, run.stdout[-8000:]
         client, _, parents, children, trials = _records(home, uri)
-        assert len(parents) == 1 and sorted(c.info.run_name for c in children) == ["trial_0000", "trial_0001", "trial_0002"]
+        assert len(parents) == 1 and sorted(c.info.run_name for c in children) == ["trial_0000", "trial_0001"]
         lost = 0
         for child in children:
             assert child.info.status == "FINISHED"
@@ -311,7 +311,7 @@ def test_tracking_outage_of_30_seconds_mid_sweep_loses_no_metric(tmp_path):
             assert steps == [1, 2, 3, 4]
             assert {"target_acc", "target_acc_fresh", "privacy_acc"} <= set(child.data.metrics)
             assert {"degrader.pt2", "metrics.json"} <= {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert _states(trials) == {"COMPLETE": 3}
+        assert _states(trials) == {"COMPLETE": 2}
         print("RELIABILITY " + json.dumps({"scenario": "tracking outage", "outage_s": 30, "metrics_lost": lost}))
     finally:
         kill_session(proc.pid)

@@ -197,14 +197,12 @@ def test_smoke_sweep_with_confirmation_end_to_end_killed_in_the_confirmation_sta
                             env={**os.environ, "MLFLOW_TRACKING_URI": where.tracking_uri}, timeout=300)
     assert loaded.returncode == 0 and re.search(r"degraded \(2, \d, 16, 16\) float32", loaded.stdout), loaded.stderr[-3000:]
 
-    # The same sweep again is refused; --resume of the finished sweep adds no run and no version.
+    # The same sweep again is refused before anything starts. (A finished sweep resumed adds no run:
+    # test_cluster_integration.py, the same job submitted twice; a report rebuilt twice registers
+    # no second version: test_tracking_store.py.)
     again = _raypriv(*SMOKE, home=home)
     assert again.returncode != 0 and "already exists" in again.stdout and "--resume" in again.stdout
-    resumed = _raypriv(*SMOKE, "--resume", home=home)
-    assert resumed.returncode == 0, resumed.stdout[-8000:]
     assert len(store.child_runs(client, experiment.experiment_id, parent)) == 11
-    assert len(client.search_runs([experiment.experiment_id], f"tags.`{store.TAG_ROLE}` = 'sweep'")) == 1
-    assert len(client.search_model_versions("name = 'sbu-degrader'")) == len(front)
 
 
 @pytest.mark.slow
