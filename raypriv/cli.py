@@ -399,7 +399,7 @@ def _echo_report(report, param_names, where, sweep: str, experiment: str, path: 
     click.echo(format_front(report, param_names) if report.front else "(no complete trial yet)")
     if report.confirmation:
         click.echo("\nConfirmed at the full protocol (mean ± std over seeds):")
-        click.echo(format_confirmed(report.confirmation))
+        click.echo(format_confirmed(report.confirmation, report.privacy))
     if registered and registered.error:
         click.echo(f"\nModel Registry: the front was not registered as {registered.name}: {registered.error}")
     elif registered:

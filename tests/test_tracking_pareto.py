@@ -67,6 +67,14 @@ def test_only_complete_full_budget_trials_count():
     assert front_mask(records).tolist() == [True, False, False, False, True, False]
 
 
+def test_a_cmap_sweep_report_names_its_privacy_score_cmap(tmp_path):
+    records = [_record(0, 0.70, 0.40, gamma=1.0), _record(1, 0.60, 0.20, gamma=4.0)]
+    report = build_report(records, tmp_path, sweep="ucf101-vispr-smoke-x", privacy="cMAP^N")
+    assert format_front(report, ["gamma"]).splitlines()[0].split() == ["trial", "A_T", "A_T", "fresh", "cMAP^N", "gamma"]
+    page = (tmp_path / "pareto.html").read_text()
+    assert "trial_0001: A_T 60.0 %, cMAP^N 20.0 %" in page and "A_B^N" not in page
+
+
 def test_build_report_writes_every_file_with_the_front_flagged(tmp_path):
     records = [_record(0, 0.70, 0.40, gamma=1.0), _record(1, 0.60, 0.20, gamma=4.0), _record(2, 0.50, 0.50, gamma=0.5),
                _record(3, NAN, NAN, status="FAILED", gamma=8.0)]

@@ -133,20 +133,22 @@ def label(g: Replicated, confirmation: Confirmation) -> str:
     return "front, knee" if g.name == confirmation.knee else "front" if confirmation.on_front[g.name] else "dominated"
 
 
-def format_confirmed(confirmation: Confirmation) -> str:
-    """A short text table of the confirmation stage for the terminal, then τ and the overlaps."""
-    rows = [["", "", "seeds", "A_T", "A_T fresh", "A_B^N"]]
+def format_confirmed(confirmation: Confirmation, privacy: str = "A_B^N") -> str:
+    """A short text table of the confirmation stage for the terminal, then τ and the overlaps;
+    `privacy` names the privacy score (`privacy_label`)."""
+    rows = [["", "", "seeds", "A_T", "A_T fresh", privacy]]
     for g in confirmation.groups:
         rows.append([g.name, label(g, confirmation), " ".join(map(str, g.summary.seeds)),
                      *(pct(g.mean(k), g.std(k)) for k in ("target_acc", "target_acc_fresh", "privacy_acc"))])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join([*lines, "", agreement_line(confirmation), *overlap_lines(confirmation)])
+    return "\n".join([*lines, "", agreement_line(confirmation, privacy), *overlap_lines(confirmation)])
 
 
-def agreement_line(confirmation: Confirmation) -> str:
+def agreement_line(confirmation: Confirmation, privacy: str = "A_B^N") -> str:
     n = len(confirmation.of_stage("confirm"))
-    taus = ", ".join(f"{_NAMES[k]} {_tau(v)}" for k, v in confirmation.rank_agreement.items())
+    names = {**_NAMES, "privacy_acc": privacy}
+    taus = ", ".join(f"{names[k]} {_tau(v)}" for k, v in confirmation.rank_agreement.items())
     return f"Rank agreement of screening with the full protocol (Kendall τ over {n} configurations): {taus}"
 
 

@@ -157,12 +157,12 @@ def _write_front_configs(report: Report, front_dir: Path, configs: dict[str, dic
     command = " ".join(filter(None, ["raypriv train", experiment, data_args, f"--profile {name}"]))
     if report.confirmation:
         front = [(g.name, g.run_ids[0], f"Confirmed front configuration {g.name} of sweep {report.sweep}: A_T "
-                  f"{pct(g.mean('target_acc'), g.std('target_acc'))}, A_B^N {pct(g.mean('privacy_acc'), g.std('privacy_acc'))} "
+                  f"{pct(g.mean('target_acc'), g.std('target_acc'))}, {report.privacy} {pct(g.mean('privacy_acc'), g.std('privacy_acc'))} "
                   f"over seeds {' '.join(map(str, g.summary.seeds))} (MLflow runs {', '.join(g.run_ids)}); the config of "
                   f"the first seed's run.") for g in report.confirmation.front]
     else:
         front = [(r.trial, r.run_id, f"Pareto-optimal trial {r.trial} of sweep {report.sweep}: A_T "
-                  f"{100 * r.target_acc:.1f} %, A_B^N {100 * r.privacy_acc:.1f} % (MLflow run {r.run_id}).")
+                  f"{100 * r.target_acc:.1f} %, {report.privacy} {100 * r.privacy_acc:.1f} % (MLflow run {r.run_id}).")
                  for r in report.front]
     for trial, run_id, note in front:
         if run_id in configs:
@@ -174,7 +174,7 @@ def _write_front_configs(report: Report, front_dir: Path, configs: dict[str, dic
 
 def format_front(report: Report, param_names: Sequence[str]) -> str:
     """A short text table of the front for the terminal."""
-    rows = [["trial", "A_T", "A_T fresh", "A_B^N", *param_names]]
+    rows = [["trial", "A_T", "A_T fresh", report.privacy, *param_names]]
     for r in report.front:
         rows.append([r.trial, _pct(r.target_acc), _pct(r.target_acc_fresh), _pct(r.privacy_acc),
                      *[_short(r.params.get(p, "")) for p in param_names]])
@@ -190,7 +190,7 @@ def front_markdown(report: Report, link: Callable[[str], str]) -> str:
         return " ".join(f"[s{s}]({link(i)})" for s, i in zip(seeds, ids))
 
     names = sorted({k for r in report.records for k in r.params})
-    head = ["trial", "kind", "A_T", "A_B^N", *names, "runs"]
+    head = ["trial", "kind", "A_T", report.privacy, *names, "runs"]
     rows = []
     if report.confirmation:
         c = report.confirmation
@@ -201,7 +201,7 @@ def front_markdown(report: Report, link: Callable[[str], str]) -> str:
                          runs(g.run_ids, g.summary.seeds) + (f" · screening [{g.name}]({link(screen.run_id)})" if screen else "")])
         intro = (f"**Confirmed front** of sweep `{report.sweep}`: the best {len(c.of_stage('confirm'))} of "
                  f"{len(report.complete)} screening trials re-run at the full protocol; mean ± std over seeds.")
-        tail = [agreement_line(c), *overlap_lines(c)]
+        tail = [agreement_line(c, report.privacy), *overlap_lines(c)]
     else:
         for r in report.front:
             rows.append([r.trial, "front", _pct(r.target_acc), _pct(r.privacy_acc),
@@ -267,11 +267,12 @@ def _points(report: Report, baselines: Sequence[Baseline]) -> list[Point]:
         details = "; ".join(f"{k}={v}" for k, v in sorted(r.params.items()))
         points.append(Point(f"#{r.number}", "front" if report.on_front[r.run_id] else "trial", r.target_acc,
                             r.privacy_acc, faint=faint,
-                            hover=f"{r.trial}: A_T {_pct(r.target_acc)}, A_B^N {_pct(r.privacy_acc)}; {details}"))
+                            hover=f"{r.trial}: A_T {_pct(r.target_acc)}, {report.privacy} {_pct(r.privacy_acc)}; {details}"))
     if report.confirmation:
         points += [_group_point(g, report) for g in report.confirmation.groups]
     points += [Point(b.method, baseline_kind(b.method), b.target_acc, b.privacy_acc,
-                     hover=f"baseline {b.method}: A_T {_pct(b.target_acc)}, A_B^N {_pct(b.privacy_acc)}") for b in baselines]
+                     hover=f"baseline {b.method}: A_T {_pct(b.target_acc)}, {report.privacy} {_pct(b.privacy_acc)}")
+               for b in baselines]
     return points
 
 
@@ -287,7 +288,7 @@ def _group_point(g: Replicated, report: Report) -> Point:
         text = g.name
     details = "; ".join(f"{k}={v}" for k, v in sorted(g.params.items()))
     hover = (f"{g.name} ({label(g, c)}), seeds {' '.join(map(str, g.summary.seeds))}: A_T "
-             f"{pct(g.mean('target_acc'), g.std('target_acc'))}, A_B^N {pct(g.mean('privacy_acc'), g.std('privacy_acc'))}"
+             f"{pct(g.mean('target_acc'), g.std('target_acc'))}, {report.privacy} {pct(g.mean('privacy_acc'), g.std('privacy_acc'))}"
              + (f"; {details}" if details else ""))
     return Point(text, kind, g.mean("target_acc"), g.mean("privacy_acc"), g.std("target_acc"), g.std("privacy_acc"),
                  hover=hover)
