@@ -32,3 +32,8 @@ def test_smoke_sweep_logs_cmap_child_runs_under_the_data_sets_experiment(tmp_pat
         assert metrics["privacy_acc"] == metrics["privacy_cmap"]  # the sweep's objective is the cMAP here
         assert 0.0 < metrics["chance_privacy"] < 1.0 and 0.0 <= metrics["target_acc"] <= 1.0
         assert "attacker/plaincnn_d3_w32" in metrics
+    # The report names its privacy score for what it is: the attackers' best attribute cMAP.
+    note = client.get_run(parents[0].info.run_id).data.tags["mlflow.note.content"]
+    assert "| cMAP^N |" in note and "A_B^N" not in note
+    (page,) = (home / "reports").glob("*/pareto.html")
+    assert "cMAP^N: best fresh attacker's attribute cMAP" in page.read_text()
