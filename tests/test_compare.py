@@ -10,8 +10,9 @@ import math
 import pytest
 
 from raypriv.method.config import ConfigError
+from raypriv.report.confirmed import privacy_name
 from raypriv.report.stats import paired_difference, summarise
-from raypriv.sweep.compare import privacy_name, summary_markdown
+from raypriv.sweep.compare import summary_markdown
 from raypriv.sweep.config import load_compare_config
 from sweep_helpers import run_raypriv
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from raypriv.report.pareto import knee_index, pareto_mask
 from raypriv.report.stats import ArmSummary
@@ -117,6 +117,12 @@ def overlaps(confirmed: Sequence[Replicated]) -> dict[str, tuple[str, ...]]:
 def privacy_label(metric: str) -> str:
     """How the privacy score reads: A_B^N (the attackers' best accuracy) or cMAP^N (their best cMAP)."""
     return "A_B^N" if metric == "accuracy" else "cMAP^N"
+
+
+def privacy_name(metrics: Iterable[Mapping[str, object]]) -> str:
+    """The privacy score's name for runs known by their logged metrics (MLflow metrics, or the rows
+    of `run_rows`): cMAP^N when they logged `privacy_cmap` (a multi-label privacy task), else A_B^N."""
+    return privacy_label("cmap" if any("privacy_cmap" in m for m in metrics) else "accuracy")
 
 
 def pct(mean: float, std: float = math.nan) -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from raypriv.report.confirmed import privacy_name
 from raypriv.report.stats import OBJECTIVES, ArmSummary, summarise
 from raypriv.sweep.config import CompareConfig
 from raypriv.sweep.driver import SweepOutcome, collect, data_root, prepare, session, tune_fixed
@@ -95,14 +96,6 @@ def compare_rows(mlflow_client, experiment_id: str, parent_run_id: str) -> list[
     from raypriv.sweep.tracking import child_runs, run_rows
 
     return run_rows(child_runs(mlflow_client, experiment_id, parent_run_id))
-
-
-def privacy_name(rows: list[dict]) -> str:
-    """cMAP^N when the runs scored privacy by cMAP (their rows carry `privacy_cmap`), else A_B^N."""
-    from raypriv.report.confirmed import privacy_label
-
-    cmap = any(isinstance(r.get("privacy_cmap"), float) and math.isfinite(r["privacy_cmap"]) for r in rows)
-    return privacy_label("cmap" if cmap else "accuracy")
 
 
 def write_comparison(rows: list[dict], summary: list[ArmSummary], out_dir: Path, *, title: str,

@@ -24,7 +24,6 @@ from raypriv.method.config import (ALIASES, ConfigError, RunConfig, Frozen, anno
                                    source_of)
 
 
-
 def check_run_config(run: RunConfig, source: str) -> RunConfig:
     """`raypriv.method.run.check_run_config`, imported on first use: the Ray processes that unpickle
     a plan (a trial's Tune actor, its Train controller) then load the schema without torch and the
@@ -32,6 +31,7 @@ def check_run_config(run: RunConfig, source: str) -> RunConfig:
     from raypriv.method.run import check_run_config as check
 
     return check(run, source)
+
 
 class FloatParam(Frozen):
     """A float from [low, high]: log-uniform with `log` (γ, learning rates), else uniform."""

@@ -33,7 +33,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
-from raypriv.report.confirmed import privacy_label
+from raypriv.report.confirmed import privacy_name
 from raypriv.report.front import Report, TrialRecord, build_report, front_mask, read_baselines
 
 HOME_ENV = "RAYPRIV_HOME"
@@ -519,7 +519,7 @@ def report_from_mlflow(mlflow_client, experiment_id: str, parent_run_id: str, sw
         records, out_dir, sweep=sweep, configs=configs, experiment=parent.get("experiment", "sbu"),
         profile=parent.get("profile") or None, data_args=parent.get("data_args", ""),
         baselines=read_baselines(baselines) if baselines else (), chance=chance, confirmed=groups,
-        privacy=privacy_label("cmap" if any("privacy_cmap" in r.data.metrics for r in runs) else "accuracy"),
+        privacy=privacy_name(r.data.metrics for r in runs),
     )
 
 
