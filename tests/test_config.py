@@ -39,7 +39,7 @@ def test_overrides_are_typed_and_dotted():
         ("budget.count=many", "budget.count: Input should be a valid integer"),
         ("models.degrader=unet", "unknown degrader model 'unet'; registered degrader models: degrader_base"),
         ("budget.families=[vit]", "unknown budget families ['vit']"),
-        ("adversarial.privacy_loss=kl", "adversarial.privacy_loss: Input should be 'neg_entropy', 'uniform_ce' or 'neg_binary_entropy'"),
+        ("adversarial.privacy_loss=kl", "adversarial.privacy_loss: Input should be 'neg_entropy', 'uniform_ce', 'neg_binary_entropy' or 'prior_binary_kl'"),
         ("gamma", "override 'gamma' must look like key=value"),
         # refused before training, not by the evaluation after the adversarial phase
         ("evaluation.attackers=[smallcnn_d2_w16]",

@@ -78,6 +78,20 @@ def test_step_a_is_lt_on_videos_plus_the_multilabel_privacy_term_on_images(data,
     assert all(0.0 <= row["budget_val_acc"] <= 1.0 for row in trained.history)  # the budget models' cMAP
 
 
+def test_the_prior_of_prior_binary_kl_is_the_training_prevalence_of_the_attributes(data, monkeypatch):
+    priors = []
+    original = loop.privacy_loss
+
+    def spy(logits, kind, *args, prior=None, **kwargs):
+        priors.append(prior)
+        return original(logits, kind, *args, prior=prior, **kwargs)
+
+    monkeypatch.setattr(loop, "privacy_loss", spy)
+    loop.train_adversarial(_config("adversarial.iterations=1", "adversarial.privacy_loss=prior_binary_kl"), data,
+                           device=torch.device("cpu"))
+    assert len(priors) == 1 and torch.allclose(priors[0], data.privacy.labels("train").float().mean(0))
+
+
 def test_a_resumed_cross_dataset_run_ends_bit_identical(data, tmp_path):
     cfg = _config("adversarial.iterations=4", "adversarial.restart_every=3", "adversarial.checkpoint_every=2")
     states = []

@@ -9,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from raypriv.method.losses import LOSSES, negative_binary_entropy, privacy_floor, privacy_loss
+from raypriv.method.losses import LOSSES, negative_binary_entropy, prior_binary_kl, privacy_floor, privacy_loss
 from raypriv.method.tasks import MULTICLASS, MULTILABEL, class_mean_average_precision, mean_prevalence, task_of
 
 
@@ -65,3 +65,26 @@ def test_the_ensemble_max_picks_the_most_confident_multilabel_model_per_sample()
     loss, _ = privacy_loss([unsure, sure_of_first, sure_of_second], "neg_binary_entropy")
     expected = (negative_binary_entropy(sure_of_first)[0] + negative_binary_entropy(sure_of_second)[1]) / 2
     assert loss.item() == pytest.approx(expected.item())
+
+
+def test_prior_binary_kl_is_least_at_the_prevalence_not_at_a_coin_flip():
+    prior = torch.tensor([0.3, 0.5])
+    at_prior = torch.logit(prior).unsqueeze(0)
+    assert prior_binary_kl(at_prior, prior).item() == pytest.approx(0.0, abs=1e-6)
+    coin = torch.zeros(1, 2)  # p = 0.5: KL(0.5 || 0.3) on the first attribute, 0 on the second
+    expected = (0.5 * math.log(0.5 / 0.3) + 0.5 * math.log(0.5 / 0.7)) / 2
+    assert prior_binary_kl(coin, prior).item() == pytest.approx(expected, rel=1e-5)
+    assert prior_binary_kl(coin, prior).item() > 0 == privacy_floor("prior_binary_kl", 2)
+    # at a prevalence of 1/2 it is the negative binary entropy shifted by log 2
+    logits = torch.tensor([[2.0, -0.5, 0.3]])
+    assert prior_binary_kl(logits, torch.full((3,), 0.5)).item() == pytest.approx(
+        negative_binary_entropy(logits).item() + math.log(2), rel=1e-5)
+
+
+def test_prior_binary_kl_needs_the_prior_and_picks_the_most_informed_model():
+    prior = torch.tensor([0.3, 0.3])
+    uninformed, informed = torch.logit(prior).expand(4, 2), torch.tensor([[4.0, -4.0]]).expand(4, 2)
+    loss, index = privacy_loss([uninformed, informed], "prior_binary_kl", prior=prior)
+    assert index == 1 and loss.item() == pytest.approx(prior_binary_kl(informed, prior).mean().item())
+    with pytest.raises(ValueError, match="'prior_binary_kl' needs the labels' prevalence"):
+        privacy_loss([informed], "prior_binary_kl")

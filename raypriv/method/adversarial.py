@@ -84,6 +84,7 @@ class Game:
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     budget_optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
     target_acc: float = 0.0  # f_T's last validation check
+    prior: torch.Tensor | None = None  # the privacy labels' training prevalence (multi-label), for L_B
     # update steps of each phase (restarts: epochs of re-training the budget models to strength)
     totals: dict[str, int] = field(default_factory=lambda: {"adversarial": 0, "target": 0, "budget": 0,
                                                             "restart_epochs": 0})
@@ -151,6 +152,8 @@ def start_game(cfg: RunConfig, data: RunData, *, device: torch.device) -> Game:
     game = Game(cfg, data, device, generator, target_batches, privacy_batches,
                 Trained(degrader, target, [], budget_model_names(cfg.budget)))
     game.out.budgets[:] = game.new_budgets(0)
+    if data.privacy.task.name == "multilabel":
+        game.prior = data.privacy.labels("train").float().mean(0).to(device)
     return game
 
 
@@ -289,7 +292,8 @@ def privacy_step(game: Game, it: int) -> dict[str, float]:
         loss_target = F.cross_entropy(game.target(degraded), game.labels(idx))
         seen = frame_subset(_degraded_privacy(game, privacy_idx, degraded), adv.budget_frames, game.generator)
         loss_privacy, chosen = privacy_loss([b(seen) for b in game.budgets], adv.privacy_loss, adv.ensemble_max,
-                                            choose=lambda means: int(torch.tensor(all_sum(means.tolist())).argmax()))
+                                            choose=lambda means: int(torch.tensor(all_sum(means.tolist())).argmax()),
+                                            prior=game.prior)
         loss_l1 = F.l1_loss(degraded, _reference(x, game.degrader.out_channels))
         loss = step(loss_target + adv.gamma * loss_privacy + adv.alpha * loss_l1, optimizers,
                     f"adversarial update of iteration {it}")

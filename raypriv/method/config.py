@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 # Privacy losses L_B of f_d's objective; `raypriv.method.losses` implements one function per name.
 # neg_entropy and uniform_ce suit a multi-class privacy task (SBU's actor pair), neg_binary_entropy
 # a multi-label one (VISPR's attributes); `raypriv.method.run.check_run_config` refuses a mismatch.
-PrivacyLoss = Literal["neg_entropy", "uniform_ce", "neg_binary_entropy"]
+PrivacyLoss = Literal["neg_entropy", "uniform_ce", "neg_binary_entropy", "prior_binary_kl"]
 # Data sets that carry the target task's labels only, so the privacy labels must come from a second
 # set (`data.privacy_dataset`): the paper's cross-dataset setting (section 4.2).
 _TARGET_ONLY_DATASETS = ("ucf101",)

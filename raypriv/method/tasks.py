@@ -87,7 +87,7 @@ class Task:
 MULTICLASS = Task("multiclass", "accuracy", _cross_entropy, top1_accuracy, _chance_multiclass,
                   _num_classes_multiclass, ("neg_entropy", "uniform_ce"))
 MULTILABEL = Task("multilabel", "cmap", _binary_cross_entropy, class_mean_average_precision, mean_prevalence,
-                  _num_classes_multilabel, ("neg_binary_entropy",))
+                  _num_classes_multilabel, ("neg_binary_entropy", "prior_binary_kl"))
 TASKS = {task.name: task for task in (MULTICLASS, MULTILABEL)}
 
 
