@@ -75,3 +75,11 @@ def test_a_resume_with_other_options_is_refused_naming_them():
     with pytest.raises(SweepError, match=r"sweep s1 was started with --confirm 2 \(now 3\), --replicates 2 \(now 4\); "
                                          r"resume it with the same options"):
         _check_same_params(logged, {"trials": 3, "confirm": 3, "replicates": 4}, "sweep", "s1")
+
+
+def test_the_live_tables_name_the_privacy_score_of_the_data():
+    from raypriv.sweep.driver import privacy_column
+
+    ucf = load_sweep_config("search_spaces/ucf101-vispr.yaml", "smoke")
+    assert privacy_column(load_sweep_config(SBU, "smoke").run) == "A_B^N"
+    assert privacy_column(ucf.run) == "cMAP^N" and privacy_column(None) == "A_B^N"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import yaml
 
 from raypriv.method.config import RunConfig
+from raypriv.report.confirmed import privacy_label
 from raypriv.sweep.config import SweepConfig, SweepSettings
 from raypriv.sweep.plan import SweepPlan, identity, sweep_id
 from raypriv.sweep.preflight import ResourceError, check_resources
@@ -409,10 +410,18 @@ def _run_config(name: str, locations: Locations, reporter):
                           progress_reporter=reporter)
 
 
-def _reporter(parameters: list[str]):
+def privacy_column(run: RunConfig | None) -> str:
+    """The privacy score's name for trials of `run`'s data: A_B^N, or cMAP^N for multi-label privacy labels."""
+    from raypriv.method.data import DATASET_INFO, privacy_dataset_of
+
+    task = DATASET_INFO[privacy_dataset_of(run.data)].privacy_task if run is not None else None
+    return privacy_label(task.metric if task is not None else "accuracy")
+
+
+def _reporter(parameters: list[str], privacy: str):
     from ray import tune
 
-    return tune.CLIReporter(metric_columns={"iteration": "it", "target_acc": "A_T", "privacy_acc": "A_B^N"},
+    return tune.CLIReporter(metric_columns={"iteration": "it", "target_acc": "A_T", "privacy_acc": privacy},
                             parameter_columns=parameters, max_report_frequency=30, sort_by_metric=False)
 
 
@@ -437,7 +446,7 @@ def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume:
         storage = optuna.storages.RDBStorage(locations.optuna_storage)
         study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
                                     directions=["maximize", "minimize"])
-        study.set_metric_names(["A_T", "A_B^N"])
+        study.set_metric_names(["A_T", privacy_column(plan.run)])
         study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
         study.set_user_attr("source", config.source)
         study.set_user_attr("identity", identity(config))  # explains a refused --resume
@@ -450,7 +459,7 @@ def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume:
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
                                         trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
-            run_config=_run_config(plan.sweep_id, locations, _reporter(list(config.space))),
+            run_config=_run_config(plan.sweep_id, locations, _reporter(list(config.space), privacy_column(plan.run))),
         ).fit()
 
 
@@ -476,7 +485,8 @@ def tune_fixed(plan: SweepPlan, specs: list, locations: Locations, *, resume: bo
             param_space={SPEC: tune.grid_search([spec.model_dump(mode="json") for spec in specs])},
             tune_config=tune.TuneConfig(max_concurrent_trials=plan.settings.concurrency,
                                         trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
-            run_config=_run_config(name, locations, _reporter([f"{SPEC}/params/{k}" for k in params])),
+            run_config=_run_config(name, locations, _reporter([f"{SPEC}/params/{k}" for k in params],
+                                                              privacy_column(specs[0].run if specs else None))),
         ).fit()
 
 
