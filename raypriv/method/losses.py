@@ -58,7 +58,7 @@ def prior_binary_kl(logits: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
 
 
 # The privacy losses by the names the run config uses (`raypriv.method.config.PrivacyLoss`).
-LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+LOSSES: dict[str, Callable[..., torch.Tensor]] = {  # logits (and a prior: NEEDS_PRIOR)
     "neg_entropy": negative_entropy,
     "uniform_ce": uniform_cross_entropy,
     "neg_binary_entropy": negative_binary_entropy,

@@ -443,10 +443,11 @@ def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume:
             # Unfinished trials continue; failed ones stay failed, as Optuna has already been told
             # (worker failures are retried inside a trial, by Ray Train's FailureConfig).
             return tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=False).fit()
+        privacy = privacy_column(plan.run)
         storage = optuna.storages.RDBStorage(locations.optuna_storage)
         study = optuna.create_study(storage=storage, study_name=plan.sweep_id, load_if_exists=True,
                                     directions=["maximize", "minimize"])
-        study.set_metric_names(["A_T", privacy_column(plan.run)])
+        study.set_metric_names(["A_T", privacy])
         study.set_user_attr("mlflow_parent_run_id", plan.parent_run_id)
         study.set_user_attr("source", config.source)
         study.set_user_attr("identity", identity(config))  # explains a refused --resume
@@ -459,7 +460,7 @@ def _tune(plan: SweepPlan, config: SweepConfig, locations: Locations, *, resume:
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=s.trials, max_concurrent_trials=s.concurrency,
                                         trial_name_creator=tune_trial_name, trial_dirname_creator=tune_trial_name),
-            run_config=_run_config(plan.sweep_id, locations, _reporter(list(config.space), privacy_column(plan.run))),
+            run_config=_run_config(plan.sweep_id, locations, _reporter(list(config.space), privacy)),
         ).fit()
 
 
