@@ -194,7 +194,7 @@ def baselines_command(experiment, synthetic, root, profile, config, overrides, o
     families = families_of(budget_model_names(cfg.budget))
     try:
         rows = run_baselines(
-            cfg.data.preset, seed=cfg.data.seed, methods=methods.split(",") if methods else None,
+            cfg.data.preset, seed=cfg.seed, data_seed=cfg.data.seed, methods=methods.split(",") if methods else None,
             attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
             epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,

@@ -190,6 +190,20 @@ def test_run_baselines_writes_the_csv_and_the_json(tmp_path):
         run_baselines(TINY, methods=["blur"])
 
 
+def test_baselines_draw_the_clips_with_data_seed_and_the_models_with_seed(monkeypatch):
+    import raypriv.method.baselines as baselines
+
+    drawn, evaluated = [], []
+    real = baselines.build_dataset
+    monkeypatch.setattr(baselines, "build_dataset", lambda *a, **kw: drawn.append(kw["seed"]) or real(*a, **kw))
+    monkeypatch.setattr(baselines, "evaluate_two_fold", lambda *a, **kw: evaluated.append(kw["seed"]) or {})
+    run_baselines(TINY, seed=2, data_seed=5, methods=["raw"])
+    assert set(drawn) == {5} and evaluated == [2]
+    drawn.clear()
+    run_baselines(TINY, seed=3, methods=["raw"])  # one seed for both unless data_seed is given
+    assert set(drawn) == {3}
+
+
 def test_parallel_workers_start_the_slowest_models_first():
     from raypriv.method.evaluation import _expected_cost, _Job
 

@@ -94,6 +94,7 @@ def run_baselines(
     preset: str | Preset = "laptop",
     *,
     seed: int = 0,
+    data_seed: int | None = None,
     methods: Sequence[str] | None = None,
     attackers: list[str] | None = None,
     video_attacker: str | None = "c3d_lite",
@@ -111,6 +112,8 @@ def run_baselines(
     """Evaluate every baseline in `methods` on the synthetic SBU splits (default: all of `METHODS`),
     or on `data` (default: `MASKLESS`, the only ones without masks).
 
+    `seed` draws the models (fresh f_T, attackers: initialisation, batch order, the zoo's sample);
+    `data_seed` (default: `seed`) the synthetic SBU clips, as `seed` and `data.seed` of a run config.
     There is no jointly trained f_T, so A_T is a fresh f_T's accuracy. `budget_families` keeps the
     attackers the same as a learned degrader's evaluation would use, so the points compare.
     With `out_dir`, `baselines.csv` (rewritten after every method, so a long run leaves partial
@@ -122,7 +125,7 @@ def run_baselines(
     if unknown:
         hint = "" if data is None else " (the others need the synthetic SBU set's face and body masks)"
         raise ValueError(f"unknown baseline(s) {unknown}; known baselines: {', '.join(known)}{hint}")
-    method_data = _sbu_method_data(preset, seed) if data is None else _transform_only(data)
+    method_data = _sbu_method_data(preset, seed if data_seed is None else data_seed) if data is None else _transform_only(data)
     rows: list[BaselineRow] = []
     for method in methods:
         degraded, transform, channels = method_data(method)

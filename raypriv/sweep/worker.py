@@ -119,8 +119,8 @@ def _train(plan: SweepPlan, trial: TrialSpec, record) -> None:
 def _evaluate_baseline(plan: SweepPlan, trial: TrialSpec, record) -> None:
     """Rank 0 evaluates the baseline with the run config's two-fold evaluation (the attackers a
     degrader trained with this config would face, as `raypriv baselines` does); other ranks only
-    report alongside it (Tune keeps rank 0's result). `run_baselines` draws the synthetic clips and
-    the attackers with one seed, the trial's `seed` (its spec sets `data.seed` to the same value)."""
+    report alongside it (Tune keeps rank 0's result). The trial's spec sets `seed` and `data.seed`
+    to one value: the models and the synthetic clips change with it."""
     from raypriv.method.baselines import run_baselines
     from raypriv.method.models import budget_model_names, families_of
     from raypriv.method.run import evaluation_workers, run_attackers
@@ -134,7 +134,7 @@ def _evaluate_baseline(plan: SweepPlan, trial: TrialSpec, record) -> None:
         started = time.perf_counter()
         families = families_of(budget_model_names(cfg.budget))
         (row,) = run_baselines(
-            cfg.data.preset, seed=cfg.seed, methods=[trial.baseline], attackers=run_attackers(cfg, families),
+            cfg.data.preset, seed=cfg.seed, data_seed=cfg.data.seed, methods=[trial.baseline], attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
             epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
             workers=evaluation_workers(cfg), out_dir=out)
