@@ -33,8 +33,9 @@ RESULTS = REPO / "results"
 PROVENANCE = ["date", "commit", "machine", "threads", "command", "config_digest"]
 TRAILER = ["superseded", "note"]
 COLUMNS = {
-    "baselines": PROVENANCE + ["method", "target_acc_fresh_pct", "privacy_acc_pct", "privacy_lower_bound",
-                               "worst_attacker", "attackers", "evaluation_epochs", "wall_seconds"] + TRAILER,
+    "baselines": PROVENANCE + ["experiment", "profile", "seed", "method", "target_acc_fresh_pct", "privacy_acc_pct",
+                               "privacy_lower_bound", "chance_privacy_pct", "worst_attacker", "attackers",
+                               "evaluation_epochs", "wall_seconds"] + TRAILER,
     "downsampling": PROVENANCE + ["factor", "task", "model", "test_acc_pct", "chance_pct"] + TRAILER,
     "tradeoff": PROVENANCE + ["experiment", "profile", "label", "seed", "overrides", "group", "target_acc_pct",
                               "target_acc_fresh_pct", "privacy_acc_pct", "privacy_lower_bound", "worst_attacker",
@@ -248,10 +249,13 @@ def baseline_rows(out_dir: Path, command: str, threads: int | None = None) -> li
     """One row per method of a `raypriv baselines` folder's baselines.json."""
     methods = json.loads((out_dir / "baselines.json").read_text())
     cfg = command_config(command)
-    digest, epochs = ("", "") if cfg is None else (config_digest(cfg), cfg.evaluation.epochs)
-    base = {**provenance(command, threads), "config_digest": digest, "evaluation_epochs": epochs}
+    digest, epochs, seed = ("", "", "") if cfg is None else (config_digest(cfg), cfg.evaluation.epochs, cfg.seed)
+    options = _run_options(command)
+    base = {**provenance(command, threads), "config_digest": digest, "evaluation_epochs": epochs, "seed": seed,
+            "experiment": options["experiment"], "profile": options["profile"]}
     return [{**base, "method": m["method"], "target_acc_fresh_pct": pct(m["target_acc_fresh"]),
-             "privacy_acc_pct": pct(m["privacy_acc"]), "worst_attacker": m["worst_attacker"],
+             "privacy_acc_pct": pct(m["privacy_acc"]), "chance_privacy_pct": pct(m.get("chance_privacy")),
+             "worst_attacker": m["worst_attacker"],
              "attackers": len(m.get("privacy_per_attacker") or {}) or "", "wall_seconds": round(m.get("seconds") or 0) or ""}
             for m in methods]
 

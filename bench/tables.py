@@ -129,10 +129,74 @@ def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
     return lines
 
 
+# --- the second setting (UCF-101 + VISPR) ---------------------------------------------------------
+
+CROSS = ("ucf101-vispr", "quick")
+
+
+def cross_summaries(base: Sequence[dict[str, str]], trade: Sequence[dict[str, str]],
+                    setting: tuple[str, str] = CROSS) -> list[tuple[ArmSummary, str]]:
+    """Each f_d measured in `setting` (experiment, profile) with its source: every arm of its
+    comparison groups (an arm in several groups: its latest group's rows), then every baseline
+    method over its seeds; mean ± std, and the paired difference (same seed) to the `game` arm."""
+    experiment, profile = setting
+    latest: dict[str, str] = {}
+    for r in current(trade):
+        if r.get("group") and (r["experiment"], r["profile"]) == setting:
+            latest[r["label"]] = r["group"]
+    arms = [r for r in current(trade) if r.get("group") and r["group"] == latest.get(r["label"])
+            and (r["experiment"], r["profile"]) == setting]
+    methods = [r for r in current(base) if (r["experiment"], r["profile"]) == setting]
+    runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+             "privacy_acc": _num(r["privacy_acc_pct"])} for r in arms]
+    runs += [{"arm": r["method"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+              "privacy_acc": _num(r["privacy_acc_pct"])} for r in methods]
+    names = sorted(latest, key=lambda a: a != "game") + list(dict.fromkeys(r["method"] for r in methods))
+    sources = {**{a: f"`{g}`" for a, g in latest.items()}, **{r["method"]: "`raypriv baselines`" for r in methods}}
+    return [(a, sources[a.arm]) for a in summarise(runs, names, OBJECTIVES)] if names else []
+
+
+def _cross_section(base: Sequence[dict[str, str]], trade: Sequence[dict[str, str]]) -> list[str]:
+    experiment, profile = CROSS
+    summaries = cross_summaries(base, trade)
+    lines = [f"## The second setting: {experiment}, `{profile}` profile", "",
+             "The UCF-101 + VISPR stand-in (laptop preset): each learned f_d (the latest comparison group of its arm in "
+             "`results/tradeoff.csv`) and each baseline of `results/baselines.csv` (raw, Method 1 downsampling) over its "
+             "seeds; privacy is the best of the unseen attackers' cMAP on the image test split. On this profile the "
+             "`game` arm is Method 2 (one budget model, never restarted) and `method3` is Method 3 (4 budget models "
+             "restarted every 10 iterations). Δ is the mean paired difference (same `seed`: the models' and "
+             "attackers' draws; the data is drawn with `data.seed` 0 throughout) to the first row, with its 95 % "
+             "t-interval.",
+             ""]
+    if not summaries:
+        return lines + ["Nothing recorded yet.", ""]
+    chance = {_num(r["chance_privacy_pct"]) for r in current(base)
+              if (r["experiment"], r["profile"]) == CROSS and r["chance_privacy_pct"]}
+    ref = summaries[0][0].arm  # `game` when recorded
+    lines += _table(["f_d", "n", "seeds", "fresh A_T", "cMAP^N", f"Δ fresh A_T vs {ref}", f"Δ cMAP^N vs {ref}", "source"],
+                    [[a.arm, a.n, ", ".join(map(str, a.seeds)), _pm(a.mean["target_acc_fresh"], a.std["target_acc_fresh"]),
+                      _pm(a.mean["privacy_acc"], a.std["privacy_acc"]),
+                      "–" if i == 0 else _diff(a.diff["target_acc_fresh"]),
+                      "–" if i == 0 else _diff(a.diff["privacy_acc"]), source] for i, (a, source) in enumerate(summaries)])
+    lines += [""] + ([f"cMAP chance (each attribute's test prevalence as its score): {min(chance):.1f} %.", ""]
+                     if len(chance) == 1 else [])
+    game = next((a for a, _ in summaries if a.arm == "game"), None)
+    down = [a for a, _ in summaries if a.arm.startswith("downsample_s")]
+    if game is not None and down:
+        near = min(down, key=lambda a: abs(a.mean["target_acc_fresh"] - game.mean["target_acc_fresh"]))
+        lines += [f"Matched A_T: of the downsampling factors, `{near.arm}` comes closest to the game's fresh A_T "
+                  f"({_pm(near.mean['target_acc_fresh'], near.std['target_acc_fresh'])} against "
+                  f"{_pm(game.mean['target_acc_fresh'], game.std['target_acc_fresh'])}); its cMAP^N is "
+                  f"{_pm(near.mean['privacy_acc'], near.std['privacy_acc'])} against the game's "
+                  f"{_pm(game.mean['privacy_acc'], game.std['privacy_acc'])}.", ""]
+    return lines
+
+
 # --- docs/RESULTS.md -------------------------------------------------------------------------------
 
 def render_results(results: Path = RESULTS) -> str:
-    base = current(read("baselines", results))
+    every_base = current(read("baselines", results))
+    base = [r for r in every_base if r["experiment"] == "sbu"]
     down = current(read("downsampling", results))
     trade = read("tradeoff", results)
     runs = [r for r in current(trade) if not r.get("group")]
@@ -195,6 +259,7 @@ def render_results(results: Path = RESULTS) -> str:
                       r["attackers"], r["wall_seconds"] or "–", *_provenance(r)] for i, r in enumerate(runs, 1)])
     lines += ["", *_footnotes(runs), ""]
     lines += _groups_section(trade)
+    lines += _cross_section(every_base, trade)
 
     lines += ["## Benchmarks", "",
               "From `results/benchmarks.csv` (`python bench/run_all.py --json figures.json`, recorded with "

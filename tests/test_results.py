@@ -85,3 +85,39 @@ def test_a_cross_dataset_comparison_names_cmap_and_stays_out_of_the_readme_block
     assert tables._latest_pair(rows) is None  # the README's table is SBU's
     sbu = [{**r, "group": "s", "experiment": "sbu"} for r in rows]
     assert tables._latest_pair(rows + sbu) == "s"
+
+
+def test_the_second_setting_pairs_each_arm_and_baseline_with_the_game_and_matches_a_t():
+    trade = [{**_row(arm, seed, fresh + seed, cmap - seed, group=group), "experiment": "ucf101-vispr", "profile": "quick"}
+             for group, arm, fresh, cmap in (("old", "game", 10, 90), ("uv", "game", 80, 50), ("uv", "no_game", 85, 55),
+                                             ("m3", "method3", 70, 45))
+             for seed in range(3)]
+    trade += [{**_row("game", 0, 99, 1, group="sbu-g"), "experiment": "sbu", "profile": "quick"}]
+    base = [{"experiment": "ucf101-vispr", "profile": "quick", "seed": str(seed), "method": method,
+             "target_acc_fresh_pct": str(fresh + seed), "privacy_acc_pct": str(cmap), "chance_privacy_pct": "33.90",
+             "superseded": ""}
+            for method, fresh, cmap in (("raw", 60, 85), ("downsample_s2", 78, 60), ("downsample_s4", 50, 40))
+            for seed in range(3)]
+    summaries = tables.cross_summaries(base, [*trade, {**trade[3], "superseded": "re-measured"}])
+    assert [(a.arm, src) for a, src in summaries] == [
+        ("game", "`uv`"), ("no_game", "`uv`"), ("method3", "`m3`"),  # the old group's game is not the latest
+        ("raw", "`raypriv baselines`"), ("downsample_s2", "`raypriv baselines`"), ("downsample_s4", "`raypriv baselines`")]
+    by = {a.arm: a for a, _ in summaries}
+    assert by["game"].mean["target_acc_fresh"] == pytest.approx(81.0) and by["game"].n == 3
+    assert by["method3"].diff["privacy_acc"][0] == pytest.approx(-5.0)  # paired by seed across groups
+    assert by["downsample_s2"].diff["privacy_acc"][0] == pytest.approx(10.0 + 1.0)  # 60 vs 50, 49, 48
+    section = "\n".join(tables._cross_section(base, trade))
+    assert "`downsample_s2` comes closest to the game's fresh A_T (79.0 ± 1.0 % against 81.0 ± 1.0 %)" in section
+    assert "cMAP chance (each attribute's test prevalence as its score): 33.9 %." in section
+
+
+def test_a_baselines_folder_is_recorded_with_its_experiment_profile_and_seed(tmp_path):
+    (tmp_path / "baselines.json").write_text(
+        '[{"method": "raw", "target_acc_fresh": 0.55, "privacy_acc": 0.845, "chance_privacy": 0.339, '
+        '"worst_attacker": "smallcnn_d3_w16", "privacy_per_attacker": {"a": 0.8, "b": 0.845}, "seconds": 611.6}]')
+    (row,) = record.baseline_rows(tmp_path, "raypriv baselines ucf101-vispr --synthetic --profile quick --set seed=2 "
+                                            "--out DIR")
+    assert (row["experiment"], row["profile"], row["seed"], row["method"]) == ("ucf101-vispr", "quick", 2, "raw")
+    assert (row["target_acc_fresh_pct"], row["privacy_acc_pct"], row["chance_privacy_pct"]) == ("55.00", "84.50", "33.90")
+    assert (row["attackers"], row["wall_seconds"], row["evaluation_epochs"]) == (2, 612, 20)
+    assert len(row["config_digest"]) == 12
