@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import hashlib
 import json
 import os
 import shlex
@@ -51,9 +50,10 @@ _FLAGS = {"--synthetic", "--resume", "--resume-if-exists", "--sweep-trial"}  # o
 # --- provenance ------------------------------------------------------------------------------------
 
 def config_digest(cfg: Any) -> str:
-    """First 12 hex digits of sha256 over the resolved run config as sorted JSON."""
-    text = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    """First 12 hex digits of sha256 over the resolved run config: the digest sweeps and comparisons tag runs with."""
+    from raypriv.sweep.plan import config_digest as digest
+
+    return digest(cfg)
 
 
 def parse_command(command: str) -> dict[str, Any] | None:

@@ -197,7 +197,8 @@ def baselines_command(experiment, synthetic, root, profile, config, overrides, o
             cfg.data.preset, seed=cfg.seed, data_seed=cfg.data.seed, methods=methods.split(",") if methods else None,
             attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
-            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
+            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, min_epochs=cfg.evaluation.min_epochs,
+            train_frames=cfg.evaluation.train_frames,
             workers=evaluation_workers(cfg),
             out_dir=out,
             on_row=lambda row: click.echo(

@@ -102,6 +102,7 @@ def run_baselines(
     budget_families: frozenset[str] | set[str] = frozenset(),
     epochs: int = 25,
     patience: int = 6,
+    min_epochs: int = 0,
     train_frames: int | None = None,
     workers: int = 1,
     device: torch.device | str | None = None,
@@ -132,7 +133,8 @@ def run_baselines(
         result = evaluate_two_fold(
             transform, degraded, budget_families=set(budget_families), attackers=attackers,
             video_attacker=video_attacker, fresh_target=fresh_target, in_channels=channels,
-            epochs=epochs, patience=patience, train_frames=train_frames, workers=workers, seed=seed,
+            epochs=epochs, patience=patience, min_epochs=min_epochs, train_frames=train_frames, workers=workers,
+            seed=seed,
             device=device,
         )
         rows.append(BaselineRow(method, result))

@@ -123,12 +123,21 @@ class EvaluationConfig(Frozen):
     video_attacker: str | None = "c3d_lite"
     epochs: int = Field(25, ge=1)
     patience: int = Field(6, ge=1)
+    # Early stopping may end a fit only from this epoch on (Keras's `start_from_epoch`): a fresh model
+    # on raw-like frames can sit at chance for several epochs before it learns (docs/design.md).
+    min_epochs: int = Field(0, ge=0)
     # Frames per clip in each training batch of a frame-level attacker (None: all); tested on all.
     train_frames: int | None = Field(None, ge=1)
     # On the CPU, models fitted at once in separate one-thread processes. None: as many as the
     # torch threads this process has (the machine's cores for `raypriv train`; a Ray Train
     # worker's CPUs, which Ray sets as its thread count). Results do not depend on it.
     workers: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _min_epochs_within_epochs(self) -> "EvaluationConfig":
+        if self.min_epochs > self.epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) exceeds epochs ({self.epochs})")
+        return self
 
 
 class RunConfig(Frozen):
@@ -139,6 +148,21 @@ class RunConfig(Frozen):
     adversarial: AdversarialConfig = AdversarialConfig()
     pretrain: PretrainConfig = PretrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+
+# Options added after results were recorded, at the value that reproduces those results: left out of
+# `fingerprint`, so the digests of configs that do not use them (sweep ids, comparison ids, the
+# confirmation cache, results/ rows) stay what they were and recorded work still resumes.
+NEUTRAL = {("evaluation", "min_epochs"): 0}
+
+
+def fingerprint(run: RunConfig) -> dict[str, Any]:
+    """`run` as JSON for digests: every field, less those of `NEUTRAL` at their neutral value."""
+    out = run.model_dump(mode="json")
+    for (section, key), neutral in NEUTRAL.items():
+        if out[section].get(key) == neutral:
+            del out[section][key]
+    return out
 
 
 # Short names for the knobs a user turns most; `--set gamma=2` means `--set adversarial.gamma=2`.

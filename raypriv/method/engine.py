@@ -298,6 +298,7 @@ def fit_classifier(
     transform: Transform | None = None,
     epochs: int = 30,
     patience: int = 6,
+    min_epochs: int = 0,
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     batch_size: int = 32,
@@ -310,7 +311,7 @@ def fit_classifier(
 
     `task` gives the loss (cross-entropy, or binary cross-entropy for multi-label attributes) and
     the validation score (accuracy, or cMAP). Stops after `patience` epochs without a better
-    validation score, or after `epochs`.
+    validation score (once `min_epochs` have run), or after `epochs`.
     `train_frames`: each training batch shows the model only this many random frames of every
     clip (a frame-averaging model sees different frames each epoch; validation uses all frames).
     """
@@ -334,7 +335,7 @@ def fit_classifier(
         acc = score(model, *val, task=task, transform=transform, device=device)
         if acc > best:
             best, best_epoch, best_state = acc, epoch, copy.deepcopy(model.state_dict())
-        if epoch - best_epoch >= patience or best >= 1.0:
+        if (epoch >= min_epochs and epoch - best_epoch >= patience) or best >= 1.0:
             break
     if best_state is None:  # cMAP is NaN when no validation item has any attribute
         raise ValueError(f"the validation score was never a number ({task.metric} {acc}): the validation "

@@ -223,6 +223,7 @@ def evaluate_two_fold(
     in_channels: int = 3,
     epochs: int = 25,
     patience: int = 6,
+    min_epochs: int = 0,
     train_frames: int | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -241,6 +242,7 @@ def evaluate_two_fold(
     target_model: the f_T trained jointly with f_d; when None, A_T is the fresh f_T's accuracy.
     in_channels: channels of f_d's output (1 for a mono degrader).
     train_frames: frames per clip each training batch of a frame-level attacker sees (None: all).
+    min_epochs: every model trains at least this many epochs before early stopping may end it.
     workers: on the CPU, fit this many models at once in separate processes of one thread each
         (results do not depend on it: every model is seeded by itself).
     on_result(name, score): progress, called after every model is tested; the names are the
@@ -274,7 +276,8 @@ def evaluate_two_fold(
         if video_attacker is not None:
             jobs.append(_Job("target", video_attacker, "privacy", num_private, video_attacker))
         jobs += [_Job("budget", name, "privacy", num_private, name) for name in attackers]
-        settings = dict(in_channels=in_channels, epochs=epochs, patience=patience, train_frames=train_frames,
+        settings = dict(in_channels=in_channels, epochs=epochs, patience=patience, min_epochs=min_epochs,
+                        train_frames=train_frames,
                         seed=seed, device=str(device))
         outcomes = _run_jobs(jobs, data, settings, workers if device.type == "cpu" else 1, report)
     return _result(outcomes, jobs, data, target_acc if target_model is not None else None, num_actions, num_private,
@@ -354,7 +357,7 @@ class _Job:
     key: str  # name of the result ("target_fresh" for the fresh f_T)
 
 
-def _fit_and_test(job: _Job, data: RunData, *, in_channels: int, epochs: int, patience: int,
+def _fit_and_test(job: _Job, data: RunData, *, in_channels: int, epochs: int, patience: int, min_epochs: int,
                   train_frames: int | None, seed: int, device: str) -> tuple[float, dict[str, float]]:
     """(test score, {"epochs", "best_epoch", "seconds"}) of `job` trained from scratch."""
     start = time.perf_counter()
@@ -364,8 +367,9 @@ def _fit_and_test(job: _Job, data: RunData, *, in_channels: int, epochs: int, pa
     model = create_model(job.role, job.name, num_classes=job.num_classes, in_channels=in_channels)
     task_data = getattr(data, job.pipeline)
     fit = fit_classifier(
-        model, task_data.splits["train"], task_data.splits["val"], epochs=epochs, patience=patience, seed=seed,
-        device=torch.device(device), train_frames=train_frames if job.role == "budget" else None, task=task_data.task,
+        model, task_data.splits["train"], task_data.splits["val"], epochs=epochs, patience=patience,
+        min_epochs=min_epochs, seed=seed, device=torch.device(device),
+        train_frames=train_frames if job.role == "budget" else None, task=task_data.task,
     )
     value = score(model, *task_data.splits["test"], task=task_data.task, device=torch.device(device))
     return value, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "seconds": time.perf_counter() - start}

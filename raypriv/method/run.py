@@ -298,7 +298,7 @@ def _two_fold(cfg: RunConfig, degrader, data, budget_families: set[str], *, in_c
     result = evaluate_two_fold(
         degrader, data, budget_families=budget_families, attackers=attackers,
         video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, in_channels=in_channels,
-        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience,
+        epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, min_epochs=cfg.evaluation.min_epochs,
         train_frames=cfg.evaluation.train_frames, workers=evaluation_workers(cfg), seed=cfg.seed,
         on_result=lambda name, value: log(f"  {label}{name}: {100 * value:.1f} %"), **extra,
     )

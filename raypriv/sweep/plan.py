@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from raypriv.method.config import RunConfig
+from raypriv.method.config import RunConfig, fingerprint
 from raypriv.sweep.config import CompareConfig, SpaceParam, SweepConfig, SweepSettings
 
 
@@ -61,7 +61,7 @@ def trial_name(number: int) -> str:
 
 def identity(config: SweepConfig) -> dict[str, Any]:
     """What the sweep id digests besides the data: the resolved run config and the space (JSON)."""
-    return {"run": config.run.model_dump(mode="json"),
+    return {"run": fingerprint(config.run),
             "space": {name: param.model_dump(mode="json") for name, param in config.space.items()}}
 
 
@@ -71,7 +71,7 @@ def _digest(payload: Any) -> str:
 
 def config_digest(run: RunConfig) -> str:
     """12 hex characters of sha256 over the resolved run config: the key results/ rows carry."""
-    return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+    return hashlib.sha256(json.dumps(fingerprint(run), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def spec_digest(spec: TrialSpec) -> str:
@@ -79,7 +79,7 @@ def spec_digest(spec: TrialSpec) -> str:
     config with the method (what a control or baseline result is cached by across sweeps)."""
     if spec.baseline is None:
         return config_digest(spec.run)
-    payload = {"run": spec.run.model_dump(mode="json"), "baseline": spec.baseline}
+    payload = {"run": fingerprint(spec.run), "baseline": spec.baseline}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -95,6 +95,6 @@ def sweep_id(config: SweepConfig, *, synthetic: bool, root: str | None) -> str:
 
 def compare_id(config: CompareConfig, *, synthetic: bool, root: str | None) -> str:
     """`<space>-<profile>-compare-<digest>`: the digest covers every arm x seed run config and the data."""
-    runs = [[r.arm, r.seed, r.run.model_dump(mode="json")] for r in config.runs]
+    runs = [[r.arm, r.seed, fingerprint(r.run)] for r in config.runs]
     digest = _digest({"runs": runs, "data": "synthetic" if synthetic else root})
     return f"{config.name}-{config.profile or 'base'}-compare-{digest}"

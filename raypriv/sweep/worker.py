@@ -136,7 +136,8 @@ def _evaluate_baseline(plan: SweepPlan, trial: TrialSpec, record) -> None:
         (row,) = run_baselines(
             cfg.data.preset, seed=cfg.seed, data_seed=cfg.data.seed, methods=[trial.baseline], attackers=run_attackers(cfg, families),
             video_attacker=cfg.evaluation.video_attacker, fresh_target=cfg.models.target, budget_families=families,
-            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, train_frames=cfg.evaluation.train_frames,
+            epochs=cfg.evaluation.epochs, patience=cfg.evaluation.patience, min_epochs=cfg.evaluation.min_epochs,
+            train_frames=cfg.evaluation.train_frames,
             workers=evaluation_workers(cfg), out_dir=out)
         metrics = {**row.result.as_dict(), "baseline": trial.baseline, "attackers": list(row.result.privacy_per_attacker),
                    "seconds": {"evaluation": row.result.seconds, "total": time.perf_counter() - started}}
