@@ -44,6 +44,7 @@ def test_overrides_are_typed_and_dotted():
         # refused before training, not by the evaluation after the adversarial phase
         ("evaluation.attackers=[smallcnn_d2_w16]",
          "evaluation.attackers ['smallcnn_d2_w16'] are of budget-model families (smallcnn)"),
+        ("evaluation.min_epochs=99", "evaluation: Value error, min_epochs (99) exceeds epochs"),
     ],
 )
 def test_bad_values_name_the_key_and_the_allowed_values(override, message):
@@ -80,3 +81,15 @@ def test_profiles_only_state_what_they_change_from_the_schema_defaults(tmp_path)
     with pytest.raises(ConfigError, match=r"unknown top-level keys \['base'\]"):
         load_run_config(path, "smoke")
     assert load_run_config("search_spaces/sbu.yaml") == RunConfig()
+
+
+def test_an_option_at_its_neutral_value_leaves_the_digest_as_it_was():
+    from raypriv.sweep.plan import config_digest
+
+    run = resolve_run_config("search_spaces/sbu.yaml", "smoke", ())
+    assert run.evaluation.min_epochs == 0 and "min_epochs" not in schema.fingerprint(run)["evaluation"]
+    dump = run.model_dump(mode="json")
+    del dump["evaluation"]["min_epochs"]
+    assert schema.fingerprint(run) == dump  # the digest of a config written before the option existed
+    later = resolve_run_config("search_spaces/sbu.yaml", "smoke", ("evaluation.min_epochs=1",))
+    assert schema.fingerprint(later)["evaluation"]["min_epochs"] == 1 and config_digest(later) != config_digest(run)

@@ -204,6 +204,28 @@ def test_baselines_draw_the_clips_with_data_seed_and_the_models_with_seed(monkey
     assert set(drawn) == {3}
 
 
+@pytest.mark.parametrize(("min_epochs", "stopped"), [(0, 3), (6, 6), (20, 10)])
+def test_early_stopping_waits_for_min_epochs(monkeypatch, min_epochs, stopped):
+    import raypriv.method.engine as engine
+
+    scores = iter([0.5] + [0.1] * 20)  # best at epoch 1, never better: patience 2 ends it at epoch 3
+    monkeypatch.setattr(engine, "score", lambda *a, **kw: next(scores))
+    clips, labels = torch.zeros(8, 1, 1, 2, 2, dtype=torch.uint8), torch.arange(8) % 2
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    fit = engine.fit_classifier(model, (clips, labels), (clips, labels), epochs=10, patience=2, min_epochs=min_epochs)
+    assert (fit.epochs, fit.best_epoch) == (stopped, 1)
+
+
+def test_the_evaluation_fits_every_model_with_min_epochs(monkeypatch, data):
+    import raypriv.method.evaluation as evaluation
+
+    seen = []
+    real = evaluation.fit_classifier
+    monkeypatch.setattr(evaluation, "fit_classifier", lambda *a, **kw: seen.append(kw["min_epochs"]) or real(*a, **kw))
+    evaluate_two_fold(None, data, budget_families=set(), attackers=["smallcnn_tiny"], min_epochs=2, workers=1, **FAST)
+    assert seen == [2, 2, 2]  # the fresh f_T, the video attacker, the frame attacker
+
+
 def test_parallel_workers_start_the_slowest_models_first():
     from raypriv.method.evaluation import _expected_cost, _Job
 
