@@ -288,7 +288,7 @@ def _latest_pair(trade: Sequence[dict[str, str]]) -> str | None:
 def render_readme_block(results: Path = RESULTS) -> str:
     """The README's one results table: raw frames, the downsampling factor whose action accuracy is
     closest to the learned f_d's, the learned `quick` f_d over its seeds, and its no-game control."""
-    base = {r["method"]: r for r in current(read("baselines", results))}
+    base = {r["method"]: r for r in current(read("baselines", results)) if r["experiment"] == "sbu"}
     down = current(read("downsampling", results))
     trade = current(read("tradeoff", results))
     pair = _latest_pair(trade)

@@ -121,3 +121,17 @@ def test_a_baselines_folder_is_recorded_with_its_experiment_profile_and_seed(tmp
     assert (row["target_acc_fresh_pct"], row["privacy_acc_pct"], row["chance_privacy_pct"]) == ("55.00", "84.50", "33.90")
     assert (row["attackers"], row["wall_seconds"], row["evaluation_epochs"]) == (2, 612, 20)
     assert len(row["config_digest"]) == 12
+
+
+def test_the_readme_block_reads_only_sbu_baselines(tmp_path):
+    import shutil
+
+    for kind in record.COLUMNS:
+        shutil.copy(REPO / "results" / f"{kind}.csv", tmp_path)
+    before = tables.render_readme_block(tmp_path)
+    ucf_raw = {"date": "2026-12-07", "commit": "0" * 40, "machine": "m", "command": "raypriv baselines ucf101-vispr",
+               "experiment": "ucf101-vispr", "profile": "quick", "seed": 0, "method": "raw",
+               "target_acc_fresh_pct": "12.34", "privacy_acc_pct": "56.78"}
+    record.append("baselines", [ucf_raw], tmp_path)
+    after = tables.render_readme_block(tmp_path)
+    assert after == before and "12.3 %" not in after  # its raw frames row stays SBU's

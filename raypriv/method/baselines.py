@@ -126,7 +126,8 @@ def run_baselines(
     if unknown:
         hint = "" if data is None else " (the others need the synthetic SBU set's face and body masks)"
         raise ValueError(f"unknown baseline(s) {unknown}; known baselines: {', '.join(known)}{hint}")
-    method_data = _sbu_method_data(preset, seed if data_seed is None else data_seed) if data is None else _transform_only(data)
+    data_seed = seed if data_seed is None else data_seed
+    method_data = _sbu_method_data(preset, data_seed) if data is None else _transform_only(data)
     rows: list[BaselineRow] = []
     for method in methods:
         degraded, transform, channels = method_data(method)
@@ -134,8 +135,7 @@ def run_baselines(
             transform, degraded, budget_families=set(budget_families), attackers=attackers,
             video_attacker=video_attacker, fresh_target=fresh_target, in_channels=channels,
             epochs=epochs, patience=patience, min_epochs=min_epochs, train_frames=train_frames, workers=workers,
-            seed=seed,
-            device=device,
+            seed=seed, device=device,
         )
         rows.append(BaselineRow(method, result))
         if out_dir is not None:
