@@ -124,7 +124,7 @@ class EvaluationConfig(Frozen):
     epochs: int = Field(25, ge=1)
     patience: int = Field(6, ge=1)
     # Early stopping may end a fit only from this epoch on (Keras's `start_from_epoch`): a fresh model
-    # on raw-like frames can sit at chance for several epochs before it learns (docs/design.md).
+    # on downsampled frames can sit at chance for several epochs before it learns (docs/design.md).
     min_epochs: int = Field(0, ge=0)
     # Frames per clip in each training batch of a frame-level attacker (None: all); tested on all.
     train_frames: int | None = Field(None, ge=1)
