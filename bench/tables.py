@@ -90,6 +90,12 @@ def _cmd(command: str) -> str:
     return f"`python bench/record.py {command}`"
 
 
+def _run(r: dict[str, str], arm: str) -> dict[str, object]:
+    """A results row as `raypriv.report.stats.summarise` reads it: arm, seed and the objectives in percent."""
+    return {"arm": arm, "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+            "privacy_acc": _num(r["privacy_acc_pct"])}
+
+
 # --- groups (raypriv compare) ----------------------------------------------------------------------
 
 def group_summaries(rows: Sequence[dict[str, str]]) -> dict[str, list[ArmSummary]]:
@@ -102,8 +108,7 @@ def group_summaries(rows: Sequence[dict[str, str]]) -> dict[str, list[ArmSummary
     out = {}
     for name, members in groups.items():
         arms = list(dict.fromkeys(r["label"] for r in members))
-        runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
-                 "privacy_acc": _num(r["privacy_acc_pct"])} for r in members]
+        runs = [_run(r, r["label"]) for r in members]
         out[name] = summarise(runs, arms, OBJECTIVES)
     return out
 
@@ -147,10 +152,8 @@ def cross_summaries(base: Sequence[dict[str, str]], trade: Sequence[dict[str, st
     arms = [r for r in current(trade) if r.get("group") and r["group"] == latest.get(r["label"])
             and (r["experiment"], r["profile"]) == setting]
     methods = [r for r in current(base) if (r["experiment"], r["profile"]) == setting]
-    runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
-             "privacy_acc": _num(r["privacy_acc_pct"])} for r in arms]
-    runs += [{"arm": r["method"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
-              "privacy_acc": _num(r["privacy_acc_pct"])} for r in methods]
+    runs = [_run(r, r["label"]) for r in arms]
+    runs += [_run(r, r["method"]) for r in methods]
     names = sorted(latest, key=lambda a: a != "game") + list(dict.fromkeys(r["method"] for r in methods))
     sources = {**{a: f"`{g}`" for a, g in latest.items()}, **{r["method"]: "`raypriv baselines`" for r in methods}}
     return [(a, sources[a.arm]) for a in summarise(runs, names, OBJECTIVES)] if names else []
@@ -332,8 +335,7 @@ def render_readme_block(results: Path = RESULTS) -> str:
               f"A_B^N (identity, chance {_pct(chance.get('identity', ''))})", "worst attacker", "measured"]
     paired = []
     if pair:
-        runs = [{"arm": r["label"], "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
-                 "privacy_acc": _num(r["privacy_acc_pct"])} for r in learned + control]
+        runs = [_run(r, r["label"]) for r in learned + control]
         game = summarise(runs, ["no_game", "game"], OBJECTIVES)[1]
         seeds = sorted({r["seed"] for r in learned} & {r["seed"] for r in control}, key=int)
         if len(seeds) >= 3:
