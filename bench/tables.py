@@ -91,8 +91,8 @@ def _cmd(command: str) -> str:
 
 
 def _run(r: dict[str, str], arm: str) -> dict[str, object]:
-    """A results row as `raypriv.report.stats.summarise` reads it: arm, seed and the objectives in percent."""
-    return {"arm": arm, "seed": int(r["seed"]), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
+    """A results row as `raypriv.report.stats.summarise` reads it: arm, seed, machine and the objectives in percent."""
+    return {"arm": arm, "seed": int(r["seed"]), "machine": r.get("machine", ""), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
             "privacy_acc": _num(r["privacy_acc_pct"])}
 
 
@@ -117,7 +117,7 @@ def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
     lines = ["## Comparisons", "",
              "From `results/tradeoff.csv`, rows sharing a `group` (one `raypriv compare --out DIR`, recorded with "
              f"{_cmd('compare --compare-dir DIR --command ...')}). Mean ± sample std over seeds; Δ is the mean paired "
-             "difference (same seed) to the group's first arm with its 95 % t-interval.", ""]
+             "difference (same seed, same machine) to the group's first arm with its 95 % t-interval.", ""]
     summaries = group_summaries(rows)
     if not summaries:
         return lines + ["No comparison recorded yet.", ""]
@@ -143,7 +143,7 @@ def cross_summaries(base: Sequence[dict[str, str]], trade: Sequence[dict[str, st
                     setting: tuple[str, str] = CROSS) -> list[tuple[ArmSummary, str]]:
     """Each f_d measured in `setting` (experiment, profile) with its source: every arm of its
     comparison groups (an arm in several groups: its latest group's rows), then every baseline
-    method over its seeds; mean ± std, and the paired difference (same seed) to the `game` arm."""
+    method over its seeds; mean ± std, and the paired difference (same seed, same machine) to the `game` arm."""
     experiment, profile = setting
     latest: dict[str, str] = {}
     for r in current(trade):
@@ -167,9 +167,9 @@ def _cross_section(base: Sequence[dict[str, str]], trade: Sequence[dict[str, str
              "`results/tradeoff.csv`) and each baseline of `results/baselines.csv` (raw, Method 1 downsampling) over its "
              "seeds; privacy is the best of the unseen attackers' cMAP on the image test split. On this profile the "
              "`game` arm is Method 2 (one budget model, never restarted) and `method3` is Method 3 (4 budget models "
-             "restarted every 10 iterations). Δ is the mean paired difference (same `seed`: the models' and "
-             "attackers' draws; the data is drawn with `data.seed` 0 throughout) to the first row, with its 95 % "
-             "t-interval.",
+             "restarted every 10 iterations). Δ is the mean paired difference (same `seed`, the models' and "
+             "attackers' draws, with the data drawn with `data.seed` 0 throughout; and the same machine, since another "
+             "CPU's float paths read differently) to the first row, with its 95 % t-interval; `–` where no pair exists.",
              ""]
     if not summaries:
         return lines + ["Nothing recorded yet.", ""]

@@ -57,6 +57,22 @@ def test_the_summary_pairs_each_arm_with_the_first_on_common_seeds():
     assert all(math.isnan(v) for v in paired_difference([0.5], [0.4])[1:])  # one pair: no interval
 
 
+def test_runs_on_other_machines_are_not_paired():
+    def row(arm, seed, machine, privacy):
+        return {"arm": arm, "seed": seed, "machine": machine, "target_acc": 0.8, "target_acc_fresh": 0.8,
+                "privacy_acc": privacy}
+    rows = [row("game", 0, "xeon", 0.40), row("game", 1, "xeon", 0.50),
+            row("method3", 0, "epyc", 0.60), row("method3", 1, "xeon", 0.70)]
+    game, method3 = summarise(rows, ["game", "method3"])
+    assert (method3.n, method3.seeds) == (2, (0, 1)) and method3.mean["privacy_acc"] == pytest.approx(0.65)
+    assert method3.diff["privacy_acc"][0] == pytest.approx(0.20)  # seed 1 only: seed 0 ran on another CPU
+    assert math.isnan(method3.diff["privacy_acc"][1])  # one pair: no interval
+    (alone,) = summarise([row("method3", 0, "epyc", 0.6)], ["method3"])
+    assert alone.seeds == (0,)
+    (cross,) = summarise(rows[:1] + rows[2:3], ["game", "method3"])[1:]
+    assert all(math.isnan(v) for v in cross.diff["privacy_acc"])  # no common (seed, machine): no difference
+
+
 def test_the_privacy_column_is_named_for_what_the_runs_measured():
     rows = [{"arm": "game", "seed": s, "target_acc": 0.8, "target_acc_fresh": 0.8, "privacy_acc": 0.4} for s in (0, 1)]
     assert privacy_name(rows) == "A_B^N"

@@ -109,6 +109,9 @@ def test_the_second_setting_pairs_each_arm_and_baseline_with_the_game_and_matche
     section = "\n".join(tables._cross_section(base, trade))
     assert "`downsample_s2` comes closest to the game's fresh A_T (79.0 ± 1.0 % against 81.0 ± 1.0 %)" in section
     assert "cMAP chance (each attribute's test prevalence as its score): 33.9 %." in section
+    other_cpu = [{**r, "machine": "another CPU"} if r["label"] == "method3" else r for r in trade]
+    by = {a.arm: a for a, _ in tables.cross_summaries(base, other_cpu)}
+    assert by["method3"].n == 3 and math.isnan(by["method3"].diff["privacy_acc"][0])  # a seed on another CPU is no pair
 
 
 def test_a_baselines_folder_is_recorded_with_its_experiment_profile_and_seed(tmp_path):

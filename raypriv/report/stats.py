@@ -45,7 +45,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
 @dataclass(frozen=True)
 class ArmSummary:
     """One arm over its seeds: n, mean and std of each objective, and its paired difference to the
-    reference arm (the first one) on the seeds both ran: (mean, 95 % low, 95 % high)."""
+    reference arm (the first one) on the seeds both ran on the same machine: (mean, 95 % low, 95 % high)."""
 
     arm: str
     n: int
@@ -55,9 +55,16 @@ class ArmSummary:
     diff: dict[str, tuple[float, float, float]]
 
 
+def _pair_key(row: Mapping) -> tuple[int, str]:
+    """What pairs two runs: the seed, and the machine where rows name one (the same seed on another
+    CPU takes other float paths and reads differently, so such runs are not a pair)."""
+    return int(row["seed"]), str(row.get("machine", ""))
+
+
 def summarise(rows: Sequence[Mapping], arms: Sequence[str], objectives: Sequence[str] = OBJECTIVES) -> list[ArmSummary]:
-    """Per arm, in `arms` order, from rows with `arm`, `seed` and the objectives (fractions)."""
-    by_arm = {arm: {int(r["seed"]): r for r in rows if r["arm"] == arm} for arm in arms}
+    """Per arm, in `arms` order, from rows with `arm`, `seed` (and optionally `machine`) and the
+    objectives (fractions); differences are paired on the seed and the machine."""
+    by_arm = {arm: {_pair_key(r): r for r in rows if r["arm"] == arm} for arm in arms}
     reference = by_arm[arms[0]] if arms else {}
     out = []
     for arm in arms:
@@ -65,7 +72,7 @@ def summarise(rows: Sequence[Mapping], arms: Sequence[str], objectives: Sequence
         common = sorted(set(runs) & set(reference))
         stats = {k: mean_std(float(r[k]) for r in runs.values()) for k in objectives}
         out.append(ArmSummary(
-            arm=arm, n=len(runs), seeds=tuple(sorted(runs)),
+            arm=arm, n=len(runs), seeds=tuple(sorted(seed for seed, _ in runs)),
             mean={k: s[0] for k, s in stats.items()}, std={k: s[1] for k, s in stats.items()},
             diff={k: paired_difference([float(runs[s][k]) for s in common], [float(reference[s][k]) for s in common])
                   for k in objectives},
