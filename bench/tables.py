@@ -92,8 +92,8 @@ def _cmd(command: str) -> str:
 
 def _run(r: dict[str, str], arm: str) -> dict[str, object]:
     """A results row as `raypriv.report.stats.summarise` reads it: arm, seed, machine and the objectives in percent."""
-    return {"arm": arm, "seed": int(r["seed"]), "machine": r.get("machine", ""), "target_acc_fresh": _num(r["target_acc_fresh_pct"]),
-            "privacy_acc": _num(r["privacy_acc_pct"])}
+    return {"arm": arm, "seed": int(r["seed"]), "machine": r.get("machine", ""),
+            "target_acc_fresh": _num(r["target_acc_fresh_pct"]), "privacy_acc": _num(r["privacy_acc_pct"])}
 
 
 # --- groups (raypriv compare) ----------------------------------------------------------------------
@@ -337,7 +337,7 @@ def render_readme_block(results: Path = RESULTS) -> str:
     if pair:
         runs = [_run(r, r["label"]) for r in learned + control]
         game = summarise(runs, ["no_game", "game"], OBJECTIVES)[1]
-        seeds = sorted({r["seed"] for r in learned} & {r["seed"] for r in control}, key=int)
+        seeds = [str(seed) for seed in game.paired_seeds]
         if len(seeds) >= 3:
             paired = [f"Game minus no game on the same seeds ({', '.join(seeds)}; `{pair}`): fresh A_T "
                       f"{_diff(game.diff['target_acc_fresh'])}, A_B^N {_diff(game.diff['privacy_acc'])} points "

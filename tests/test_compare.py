@@ -66,6 +66,7 @@ def test_runs_on_other_machines_are_not_paired():
     game, method3 = summarise(rows, ["game", "method3"])
     assert (method3.n, method3.seeds) == (2, (0, 1)) and method3.mean["privacy_acc"] == pytest.approx(0.65)
     assert method3.diff["privacy_acc"][0] == pytest.approx(0.20)  # seed 1 only: seed 0 ran on another CPU
+    assert (game.paired_seeds, method3.paired_seeds) == ((0, 1), (1,))
     assert math.isnan(method3.diff["privacy_acc"][1])  # one pair: no interval
     (alone,) = summarise([row("method3", 0, "epyc", 0.6)], ["method3"])
     assert alone.seeds == (0,)

@@ -53,6 +53,7 @@ class ArmSummary:
     mean: dict[str, float]
     std: dict[str, float]
     diff: dict[str, tuple[float, float, float]]
+    paired_seeds: tuple[int, ...] = ()  # the seeds `diff` is taken over
 
 
 def _pair_key(row: Mapping) -> tuple[int, str]:
@@ -76,5 +77,6 @@ def summarise(rows: Sequence[Mapping], arms: Sequence[str], objectives: Sequence
             mean={k: s[0] for k, s in stats.items()}, std={k: s[1] for k, s in stats.items()},
             diff={k: paired_difference([float(runs[s][k]) for s in common], [float(reference[s][k]) for s in common])
                   for k in objectives},
+            paired_seeds=tuple(seed for seed, _ in common),
         ))
     return out
