@@ -1,7 +1,7 @@
 """Append measured outcomes to `results/*.csv`, with their provenance filled in.
 
     python bench/record.py tradeoff --run-dir DIR --command "raypriv train ..." [--label L] [--group G]
-    python bench/record.py compare --compare-dir DIR --command "raypriv compare ..."
+    python bench/record.py compare --compare-dir DIR --command "raypriv compare ..." [--group G]
     python bench/record.py baselines --dir DIR --command "raypriv baselines ..."
     python bench/record.py benchmarks --json figures.json
     python bench/record.py --commit REV ...   (the run measured another revision than HEAD)
@@ -231,18 +231,33 @@ def _rounded(text: str) -> int | str:
     return round(float(text)) if text not in ("", "nan") else ""
 
 
-def compare_rows(compare_dir: Path, command: str, threads: int | None = None) -> list[dict[str, Any]]:
+def compare_rows(compare_dir: Path, command: str, threads: int | None = None, group: str | None = None) -> list[dict[str, Any]]:
     """One trade-off row per finished arm x seed of a `raypriv compare` folder's runs.csv (fractions),
-    grouped under the folder's name."""
+    grouped under `group` (default: the folder's name)."""
     with open(compare_dir / "runs.csv", newline="") as f:
         runs = list(csv.DictReader(f))
-    base = {**provenance(command, threads), **_run_options(command), "group": compare_dir.name}
+    base = {**provenance(command, threads), **_run_options(command), "group": group or compare_dir.name}
     return [{**base, "label": run["arm"], "seed": run.get("seed", ""), "config_digest": run.get("config_digest", ""),
              "target_acc_pct": pct(run.get("target_acc")), "target_acc_fresh_pct": pct(run.get("target_acc_fresh")),
              "privacy_acc_pct": pct(run.get("privacy_acc")), "worst_attacker": run.get("worst_attacker", ""),
              "attackers": run.get("attackers") or sum(1 for k, v in run.items() if k.startswith("attacker/") and v != ""),
              "wall_seconds": run.get("wall_seconds") or _rounded(run.get("seconds/total", ""))}
             for run in runs if run.get("status", "FINISHED") == "FINISHED"]  # a failed or unfinished run has no figures
+
+
+def unrecorded(rows: list[dict[str, Any]], results: Path = RESULTS) -> list[dict[str, Any]]:
+    """The rows of a comparison that results/tradeoff.csv lacks: a resumed comparison's folder lists its
+    earlier runs too, and a run is one row (same group, arm, seed, machine and config digest)."""
+    path = results / "tradeoff.csv"
+    if not path.exists():
+        return rows
+    with open(path, newline="") as f:
+        seen = {_run_key(r) for r in csv.DictReader(f) if not r.get("superseded")}
+    return [r for r in rows if _run_key(r) not in seen]
+
+
+def _run_key(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(row.get(k, "")) for k in ("group", "label", "seed", "machine", "config_digest"))
 
 
 def baseline_rows(out_dir: Path, command: str, threads: int | None = None) -> list[dict[str, Any]]:
@@ -290,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("compare", help="a raypriv compare --out DIR folder (its runs.csv)")
     p.add_argument("--compare-dir", type=Path, required=True)
     p.add_argument("--command", required=True)
+    p.add_argument("--group", default=None, help="the group its rows join (default: the folder's name); another "
+                   "comparison's group when both measured arms of one question on one machine")
     p = sub.add_parser("baselines", help="a raypriv baselines --out DIR folder (its baselines.json)")
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--command", required=True)
@@ -303,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [tradeoff_row(args.run_dir, args.command, args.label, args.group, args.threads)]
         kind = "tradeoff"
     elif args.kind == "compare":
-        rows, kind = compare_rows(args.compare_dir, args.command, args.threads), "tradeoff"
+        rows, kind = compare_rows(args.compare_dir, args.command, args.threads, args.group), "tradeoff"
+        listed, rows = len(rows), unrecorded(rows, args.results)
+        if listed > len(rows):
+            print(f"{listed - len(rows)} run(s) of {args.compare_dir} already recorded: left out", file=sys.stderr)
     elif args.kind == "baselines":
         rows, kind = baseline_rows(args.dir, args.command, args.threads), "baselines"
     else:

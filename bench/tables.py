@@ -122,9 +122,11 @@ def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
     if not summaries:
         return lines + ["No comparison recorded yet.", ""]
     for name, arms in summaries.items():
-        first = next(r for r in rows if r.get("group") == name and not r.get("superseded"))
-        privacy = PRIVACY_NAME.get(first.get("experiment", ""), "A_B^N")
-        lines += [f"### `{name}`", "", f"`{first['command']}`", ""]
+        members = [r for r in current(rows) if r.get("group") == name]
+        privacy = PRIVACY_NAME.get(members[0].get("experiment", ""), "A_B^N")
+        lines += [f"### `{name}`", ""]
+        for command in dict.fromkeys(r["command"] for r in members):  # a group may join several comparisons
+            lines += [f"`{command}`", ""]
         lines += _table(
             ["arm", "n", "seeds", "fresh A_T", privacy, f"Δ fresh A_T vs {arms[0].arm}", f"Δ {privacy} vs {arms[0].arm}"],
             [[a.arm, a.n, ", ".join(map(str, a.seeds)), _pm(a.mean["target_acc_fresh"], a.std["target_acc_fresh"]),

@@ -77,6 +77,34 @@ def test_a_comparison_is_recorded_one_row_per_finished_run(tmp_path):
     assert (row["attackers"], row["wall_seconds"]) == (2, 2987)
 
 
+def test_a_resumed_comparison_adds_only_its_new_runs_and_may_join_another_group(tmp_path, monkeypatch):
+    monkeypatch.setattr(record, "MEASURED_AT", "HEAD")
+    out = tmp_path / "m3"
+    out.mkdir()
+    header = "arm,seed,target_acc,target_acc_fresh,privacy_acc,status,worst_attacker,config_digest,seconds/total\n"
+    (out / "runs.csv").write_text(header + "method3,0,0.8,0.7,0.5,FINISHED,a,d0,60\nmethod3,1,0.8,0.9,0.5,RUNNING,,d1,\n")
+    first = "raypriv compare ucf101-vispr --synthetic --profile quick --arms method3 --seeds 0,1 --out m3"
+    record.append("tradeoff", record.compare_rows(out, first), tmp_path)
+    (out / "runs.csv").write_text(header + "method3,0,0.8,0.7,0.5,FINISHED,a,d0,60\nmethod3,1,0.8,0.9,0.6,FINISHED,a,d1,70\n")
+    again = record.unrecorded(record.compare_rows(out, first + " --resume"), tmp_path)
+    assert [(r["label"], r["seed"]) for r in again] == [("method3", "1")]
+    record.append("tradeoff", again, tmp_path)
+    other = tmp_path / "m2"
+    other.mkdir()
+    (other / "runs.csv").write_text(header + "method2,0,0.8,0.6,0.4,FINISHED,a,e0,50\nmethod2,1,0.8,0.8,0.4,FINISHED,a,e1,50\n")
+    second = "raypriv compare ucf101-vispr --synthetic --profile quick --arms method2 --seeds 0,1 --out m2"
+    joined = record.compare_rows(other, second, group="m3")
+    assert record.unrecorded(joined, tmp_path) == joined and {r["group"] for r in joined} == {"m3"}
+    record.append("tradeoff", joined, tmp_path)
+    rows = tables.read("tradeoff", tmp_path)
+    (name, (m3, m2)), = tables.group_summaries(rows).items()
+    assert (name, m3.arm, m2.arm, m2.paired_seeds) == ("m3", "method3", "method2", (0, 1))
+    # method2 - method3 per seed: privacy -10, -20 points
+    assert m2.diff["privacy_acc"][0] == pytest.approx(-15.0)
+    section = "\n".join(tables._groups_section(rows))
+    assert f"`{first}`" in section and f"`{first} --resume`" in section and f"`{second}`" in section
+
+
 def test_a_cross_dataset_comparison_names_cmap_and_stays_out_of_the_readme_block():
     rows = [{**_row(arm, seed, 70 + seed, 40 + seed, group="uv"), "command": "raypriv compare ucf101-vispr",
              "experiment": "ucf101-vispr", "profile": "quick"} for arm in ("game", "no_game") for seed in range(3)]
