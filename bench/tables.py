@@ -168,7 +168,8 @@ def _cross_section(base: Sequence[dict[str, str]], trade: Sequence[dict[str, str
              "The UCF-101 + VISPR stand-in (laptop preset): each learned f_d (the latest comparison group of its arm in "
              "`results/tradeoff.csv`) and each baseline of `results/baselines.csv` (raw, Method 1 downsampling) over its "
              "seeds; privacy is the best of the unseen attackers' cMAP on the image test split. On this profile the "
-             "`game` arm is Method 2 (one budget model, never restarted) and `method3` is Method 3 (4 budget models "
+             "`game` arm is Method 2 (one budget model, never restarted), `method2` is that configuration under the paper's "
+             "name (measured beside `method3` on one machine), and `method3` is Method 3 (4 budget models "
              "restarted every 10 iterations). Δ is the mean paired difference (same `seed`, the models' and "
              "attackers' draws, with the data drawn with `data.seed` 0 throughout; and the same machine, since another "
              "CPU's float paths read differently) to the first row, with its 95 % t-interval; `–` where no pair exists.",
