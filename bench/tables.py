@@ -98,19 +98,24 @@ def _run(r: dict[str, str], arm: str) -> dict[str, object]:
 
 # --- groups (raypriv compare) ----------------------------------------------------------------------
 
-def group_summaries(rows: Sequence[dict[str, str]]) -> dict[str, list[ArmSummary]]:
-    """Per group (in order of first appearance), per label: n, mean ± std and the paired difference
-    (by seed) to the group's first label of fresh A_T and A_B^N, in percent."""
+def _groups(rows: Sequence[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """The current rows of each group, groups in order of first appearance."""
     groups: dict[str, list[dict[str, str]]] = {}
     for r in current(rows):
         if r.get("group"):
             groups.setdefault(r["group"], []).append(r)
-    out = {}
-    for name, members in groups.items():
-        arms = list(dict.fromkeys(r["label"] for r in members))
-        runs = [_run(r, r["label"]) for r in members]
-        out[name] = summarise(runs, arms, OBJECTIVES)
-    return out
+    return groups
+
+
+def _summarise_group(members: Sequence[dict[str, str]]) -> list[ArmSummary]:
+    arms = list(dict.fromkeys(r["label"] for r in members))
+    return summarise([_run(r, r["label"]) for r in members], arms, OBJECTIVES)
+
+
+def group_summaries(rows: Sequence[dict[str, str]]) -> dict[str, list[ArmSummary]]:
+    """Per group (in order of first appearance), per label: n, mean ± std and the paired difference
+    (by seed) to the group's first label of fresh A_T and A_B^N, in percent."""
+    return {name: _summarise_group(members) for name, members in _groups(rows).items()}
 
 
 def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
@@ -118,11 +123,11 @@ def _groups_section(rows: Sequence[dict[str, str]]) -> list[str]:
              "From `results/tradeoff.csv`, rows sharing a `group` (one `raypriv compare --out DIR`, recorded with "
              f"{_cmd('compare --compare-dir DIR --command ...')}). Mean ± sample std over seeds; Δ is the mean paired "
              "difference (same seed, same machine) to the group's first arm with its 95 % t-interval.", ""]
-    summaries = group_summaries(rows)
-    if not summaries:
+    groups = _groups(rows)
+    if not groups:
         return lines + ["No comparison recorded yet.", ""]
-    for name, arms in summaries.items():
-        members = [r for r in current(rows) if r.get("group") == name]
+    for name, members in groups.items():
+        arms = _summarise_group(members)
         privacy = PRIVACY_NAME.get(members[0].get("experiment", ""), "A_B^N")
         lines += [f"### `{name}`", ""]
         for command in dict.fromkeys(r["command"] for r in members):  # a group may join several comparisons
